@@ -1,0 +1,146 @@
+"""Finding secret values among Ansible variables, for the Redactor.
+
+Both adapters use this: the callback plugin on the variables of each play it sees, and the runner on
+the same variables loaded with Ansible's own API (in a thread, while the run starts). A value is
+secret when it came out of ansible-vault, or when its variable's name looks secret.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .redact import Redactor, is_secret_name, iter_strings
+
+# Variables Ansible adds to every host; they hold no user secrets and are large.
+SKIPPED_VARS = frozenset({"hostvars", "groups", "group_names", "omit", "playbook_dir", "ansible_config_file"})
+
+
+def is_vaulted(value: Any) -> bool:
+    """True for vault-encrypted values: ansible-core >= 2.19 tags, and the older wrapper class."""
+    try:
+        from ansible.parsing.vault import VaultHelper  # ansible-core >= 2.19
+
+        if VaultHelper.get_ciphertext(value, with_tags=False) is not None:
+            return True
+    except ImportError:
+        pass
+    return type(value).__name__ in ("AnsibleVaultEncryptedUnicode", "EncryptedString")
+
+
+def plain(value: Any) -> str | None:
+    """The decrypted text of a vaulted value, or None when it cannot be decrypted here."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - an undecryptable value simply cannot leak through us
+        return None
+
+
+def secret_values(variables: Mapping[str, Any], templar: Any | None = None) -> Iterator[str]:
+    """Every secret string among a host's variables."""
+    for name, value in variables.items():
+        if name in SKIPPED_VARS:
+            continue
+        yield from _secrets_in(str(name), value, templar, secret_name=False)
+
+
+def _secrets_in(name: str, value: Any, templar: Any | None, *, secret_name: bool) -> Iterator[str]:
+    secret_name = secret_name or is_secret_name(name)
+    if is_vaulted(value):
+        text = plain(value)
+        if text is not None:
+            yield text
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _secrets_in(str(key), item, templar, secret_name=secret_name)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _secrets_in(name, item, templar, secret_name=secret_name)
+    elif secret_name and isinstance(value, str):
+        rendered = _render(value, templar)
+        if rendered is not None:
+            yield from iter_strings(rendered)
+
+
+def _render(value: str, templar: Any | None) -> Any | None:
+    if "{{" not in value and "{%" not in value:
+        return value
+    if templar is None:
+        return None
+    try:
+        return templar.template(value)
+    except Exception:  # noqa: BLE001 - an unresolvable template holds no value to hide
+        return None
+
+
+def redactor_for_environment(environ: Mapping[str, str] | None = None) -> Redactor:
+    """A Redactor seeded with the secret-named environment variables."""
+    redactor = Redactor()
+    redactor.add_from_mapping(dict(environ if environ is not None else os.environ))
+    return redactor
+
+
+def secrets_from_playbook(
+    playbook: Path,
+    inventory: Path,
+    vault_password_files: Iterable[str] = (),
+    limit: str | None = None,
+) -> set[str]:
+    """Load inventory and playbook as ansible-playbook would, and collect every secret value."""
+    from ansible import context
+    from ansible.cli import CLI
+    from ansible.inventory.manager import InventoryManager
+    from ansible.module_utils.common.collections import ImmutableDict
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.playbook import Playbook
+    from ansible.vars.manager import VariableManager
+
+    _init_plugin_loader()
+    if not context.CLIARGS:
+        context.CLIARGS = ImmutableDict(
+            {"extra_vars": (), "vault_ids": (), "vault_password_files": tuple(vault_password_files)}
+        )
+    loader = DataLoader()
+    vault_secrets = CLI.setup_vault_secrets(
+        loader,
+        vault_ids=[],
+        vault_password_files=list(vault_password_files),
+        ask_vault_pass=False,
+        auto_prompt=False,
+    )
+    loader.set_vault_secrets(vault_secrets)
+    manager = InventoryManager(loader=loader, sources=[str(inventory)])
+    if limit:
+        manager.subset(limit)
+    variables = VariableManager(loader=loader, inventory=manager)
+    book = Playbook.load(str(playbook), variable_manager=variables, loader=loader)
+    found: set[str] = set()
+    for play in book.get_plays():
+        for host in manager.get_hosts(play.hosts):
+            found |= set(host_secrets(variables, loader, play, host))
+    return found
+
+
+_plugin_loader_ready = False
+
+
+def _init_plugin_loader() -> None:
+    """Install Ansible's collection loader in this process once, as the ansible CLIs do at start."""
+    global _plugin_loader_ready
+    if not _plugin_loader_ready:
+        from ansible.plugins.loader import init_plugin_loader
+
+        init_plugin_loader()
+        _plugin_loader_ready = True
+
+
+def host_secrets(variable_manager: Any, loader: Any, play: Any, host: Any) -> Iterator[str]:
+    """The secret values one host sees in one play (used by both adapters)."""
+    from ansible.template import Templar
+
+    host_vars = variable_manager.get_vars(play=play, host=host, include_hostvars=False)
+    templar = Templar(loader=loader, variables=host_vars)
+    yield from secret_values(host_vars, templar)

@@ -1,0 +1,229 @@
+"""The opsrunner command line.
+
+Exit codes (DESIGN.md): 0 success/healthy, 1 failed/unhealthy, 2 usage or bad input, 3 unreachable
+host(s), 130 interrupted. Errors are one line on stderr; OPSRUNNER_DEBUG=1 shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import report
+from .memory import MemoryStore
+from .runner import Runner, RunOutcome, RunRequest
+from .settings import BadInput, Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    inventory: str | None
+
+    def inventory_path(self, override: str | None) -> Path:
+        chosen = override or self.inventory
+        return Path(chosen).absolute() if chosen else self.settings.default_inventory
+
+    @property
+    def store(self) -> MemoryStore:
+        return MemoryStore(self.settings.memory_dir)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+inventory_option = click.option(
+    "-i", "--inventory", "inventory", metavar="INV", help="Inventory (default: inventory/local.yml)."
+)
+limit_option = click.option("--limit", metavar="PATTERN", help="Limit to hosts matching PATTERN.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+
+
+def parse_extra_vars(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """-e K=V pairs, -e '{"json": ...}' and -e @file.yml, as ansible-playbook takes them."""
+    import yaml
+
+    result: dict[str, Any] = {}
+    for item in pairs:
+        if item.startswith("@"):
+            data = yaml.safe_load(Path(item[1:]).read_text())
+        elif item.lstrip().startswith("{"):
+            data = json.loads(item)
+        elif "=" in item:
+            key, _, value = item.partition("=")
+            data = {key: value}
+        else:
+            raise BadInput(f"bad extra var {item!r}: use K=V, JSON or @file")
+        if not isinstance(data, dict):
+            raise BadInput(f"bad extra var {item!r}: not a mapping")
+        result.update(data)
+    return result
+
+
+def execute(
+    ctx: Context, request: RunRequest, as_json: bool, verbose: bool = False, prepare=None
+) -> RunOutcome:
+    on_event = None
+    if verbose and not as_json:
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event.get("stdout"):
+                click.echo(event["stdout"])
+
+    return Runner(ctx.settings, ctx.store).run(request, prepare=prepare, on_event=on_event)
+
+
+def finish(outcome: RunOutcome, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    record = outcome.record
+    if as_json:
+        payload = report.record_json(record, outcome.artifact_dir)
+        payload.update(extra or {})
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        click.echo(report.summary_text(record, outcome.artifact_dir))
+    sys.exit(record.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@inventory_option
+@click.option(
+    "--memory-dir",
+    metavar="DIR",
+    envvar="OPSRUNNER_MEMORY_DIR",
+    help="Memory store root (env OPSRUNNER_MEMORY_DIR, default ./ai-memory).",
+)
+@click.version_option(package_name="opsrunner")
+@click.pass_context
+def cli(click_ctx: click.Context, inventory: str | None, memory_dir: str | None) -> None:
+    """Operate the AITBC stack (or any inventory of services) with the aitbc.ops collection."""
+    click_ctx.obj = Context(settings=Settings.load(memory_dir=memory_dir), inventory=inventory)
+
+
+@cli.command()
+@click.argument("playbook")
+@inventory_option
+@limit_option
+@click.option("--check", is_flag=True, help="Dry run: report what would change.")
+@click.option("--diff", is_flag=True, help="Show file differences.")
+@click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V", help="Extra variables.")
+@click.option("-v", "--verbose", is_flag=True, help="Stream Ansible's (redacted) output.")
+@json_option
+@pass_ctx
+def run(
+    ctx: Context,
+    playbook: str,
+    inventory: str | None,
+    limit: str | None,
+    check: bool,
+    diff: bool,
+    extra_vars: tuple[str, ...],
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Run PLAYBOOK (a path, or a name under playbooks/) and record it in memory."""
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path(playbook),
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        check=check,
+        diff=diff,
+        extra_vars=parse_extra_vars(extra_vars),
+    )
+    finish(execute(ctx, request, as_json, verbose), as_json)
+
+
+@cli.group()
+def memory() -> None:
+    """Read the memory store."""
+
+
+@memory.command("show")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Day to show (default: today, UTC).")
+@click.option("--last", type=int, default=0, help="Show only the last N entries.")
+@json_option
+@pass_ctx
+def memory_show(ctx: Context, day: str | None, last: int, as_json: bool) -> None:
+    """Show the daily memory entries of one day, parsed back from daily/YYYY-MM-DD.md."""
+    try:
+        date = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.UTC).date()
+    except ValueError:
+        raise BadInput(f"bad date {day!r}: use YYYY-MM-DD") from None
+    entries = ctx.store.read_daily(date)
+    if last:
+        entries = entries[-last:]
+    if as_json:
+        click.echo(json.dumps([report.entry_json(e) for e in entries], indent=2))
+        return
+    if not entries:
+        click.echo(f"no daily memory for {date.isoformat()} in {ctx.store.root}")
+        return
+    click.echo(f"{ctx.store.path(ctx.store.daily_relpath(date))}\n")
+    for entry in entries:
+        click.echo(entry.to_markdown().rstrip() + "\n")
+
+
+@cli.group()
+def demo() -> None:
+    """The demo AITBC stack (stand-in services) on the inventory's hosts."""
+
+
+def _demo_command(action: str, help_text: str) -> None:
+    @demo.command(action, help=help_text)
+    @inventory_option
+    @limit_option
+    @json_option
+    @pass_ctx
+    def command(ctx: Context, inventory: str | None, limit: str | None, as_json: bool) -> None:
+        request = RunRequest(
+            playbook=ctx.settings.playbook_path("demo.yml"),
+            inventory=ctx.inventory_path(inventory),
+            limit=limit,
+            extra_vars={"demo_action": action},
+            event=f"demo {action}",
+        )
+        outcome = execute(ctx, request, as_json)
+        rows = report.demo_rows(outcome.record)
+        if as_json:
+            finish(outcome, as_json, {"services": rows})
+        click.echo(report.demo_table(rows))
+        finish(outcome, as_json)
+
+
+_demo_command("up", "Install and start the demo stack, then show its status.")
+_demo_command("down", "Stop every demo service.")
+_demo_command("status", "Show each demo service with its pid, port and health.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="opsrunner", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"opsrunner: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except BadInput as exc:
+        click.echo(f"opsrunner: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("opsrunner: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("opsrunner: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("OPSRUNNER_DEBUG"):
+            raise
+        click.echo(f"opsrunner: error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

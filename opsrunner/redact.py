@@ -1,0 +1,115 @@
+"""Redaction of secret values before anything is written.
+
+The recorder owns one Redactor per run. It learns secret values from three places: variables whose
+names look secret, values that came out of ansible-vault, and environment variables with secret names.
+Every string that later passes through `redact()` has those values masked, wherever they appear.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "********"
+
+# Names whose values are secrets, whatever they hold (AITBC uses *_API_KEYS, HMAC_SECRET, ...).
+SECRET_NAME_RE = re.compile(
+    r"(_KEY$|_KEYS$|_TOKEN$|SECRET|PASSWORD|PASSWD|PASSPHRASE|PRIVATE_KEY|^HMAC_SECRET$)",
+    re.IGNORECASE,
+)
+
+# Shorter values would mask ordinary words and numbers all over the record.
+MIN_SECRET_LENGTH = 4
+
+NO_LOG_MARKER = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+
+# Result keys kept from a no_log result: the flags the recorder needs, never the content.
+NO_LOG_KEPT_KEYS = ("changed", "failed", "skipped", "unreachable", "rc")
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME_RE.search(name))
+
+
+def iter_strings(value: Any) -> Iterable[str]:
+    """Every string leaf of a nested structure of dicts, lists and scalars."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from iter_strings(item)
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            yield from iter_strings(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+class Redactor:
+    """Masks known secret values in strings and nested data."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return frozenset(self._secrets)
+
+    def add(self, values: Iterable[str] | str) -> None:
+        if isinstance(values, str):
+            values = [values]
+        new = {v for v in values if len(v) >= MIN_SECRET_LENGTH and v != MASK} - self._secrets
+        if new:
+            self._secrets |= new
+            # Longest first, so a secret that contains another is masked whole.
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def add_secret_value(self, value: Any) -> None:
+        """Learn every string inside a value known to be secret (a str, or a dict of keys)."""
+        self.add(list(iter_strings(value)))
+
+    def add_from_mapping(self, mapping: Mapping[str, Any]) -> None:
+        """Learn the values of entries whose names look secret, searching nested mappings too."""
+        for name, value in mapping.items():
+            if isinstance(name, str) and is_secret_name(name):
+                self.add_secret_value(value)
+            elif isinstance(value, Mapping):
+                self.add_from_mapping(value)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, Mapping):
+                        self.add_from_mapping(item)
+
+    def redact_text(self, text: str) -> str:
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def redact(self, value: Any) -> Any:
+        """A copy of value with secret values masked and secret-named entries blanked."""
+        if isinstance(value, str):
+            return self.redact_text(value)
+        if isinstance(value, Mapping):
+            if value.get("_ansible_no_log") is True:
+                return censor_no_log(value)
+            return {
+                key: (MASK if _blank_entry(key, item) else self.redact(item)) for key, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.redact(item) for item in value]
+        return value
+
+
+def _blank_entry(key: Any, item: Any) -> bool:
+    return isinstance(key, str) and isinstance(item, str | int | float) and item != "" and is_secret_name(key)
+
+
+def censor_no_log(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What a no_log result may show: its status flags and Ansible's own censor message."""
+    kept = {key: result[key] for key in NO_LOG_KEPT_KEYS if key in result}
+    kept["censored"] = NO_LOG_MARKER
+    return kept

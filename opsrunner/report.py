@@ -1,0 +1,125 @@
+"""Turning run records into what people and CI read: tables, JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .memory import DailyEntry, format_time
+from .recorder import RunRecord
+
+HOST_COLUMNS = ("ok", "changed", "failed", "unreachable", "skipped")
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False))
+        for row in [headers, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def summary_text(record: RunRecord, artifact_dir: Path | None = None) -> str:
+    rows = [
+        [host, *(str(getattr(stats, c)) for c in HOST_COLUMNS)]
+        for host, stats in sorted(record.hosts.items())
+    ]
+    parts = [table(["HOST", *(c.upper() for c in HOST_COLUMNS)], rows)] if rows else ["(no hosts ran)"]
+    parts += [f"  ! {failure.describe()}" for failure in record.failures]
+    parts += [f"  - {detail}" for detail in record.details]
+    parts.append(f"{record.playbook}: {record.outcome} (exit {record.exit_code}), run {record.run_id}")
+    return "\n".join(parts)
+
+
+def record_json(record: RunRecord, artifact_dir: Path | None = None) -> dict[str, Any]:
+    data = record.to_dict()
+    data.pop("results", None)  # module results are for hooks; commands add what they need
+    if artifact_dir is not None:
+        data["artifact_dir"] = str(artifact_dir)
+    return data
+
+
+def entry_json(entry: DailyEntry) -> dict[str, Any]:
+    data = asdict(entry)
+    data["time"] = format_time(entry.time)
+    return data
+
+
+# -- demo status ----------------------------------------------------------------------------------
+
+
+def _items(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A looped task's per-item results, or the single result."""
+    items = result.get("results")
+    if isinstance(items, list) and items and isinstance(items[0], dict) and "ansible_loop_var" in items[0]:
+        return items
+    return [result]
+
+
+def port_of(target: str) -> str:
+    if "://" in target:
+        parts = urlsplit(target)
+        return str(parts.port or "")
+    _, sep, port = target.rpartition(":")
+    return port if sep and port.isdigit() else ""
+
+
+def demo_rows(record: RunRecord) -> list[dict[str, Any]]:
+    """One row per host and service: backend, active, pid, port, health."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for result in record.results_for("aitbc.ops.service"):
+        for item in _items(result.result):
+            service = item.get("service") or {}
+            name = service.get("name") or item.get("item", {}).get("key", "?")
+            rows[(result.host, name)] = {
+                "host": result.host,
+                "service": name,
+                "backend": service.get("backend", ""),
+                "active": bool(service.get("active")),
+                "pid": service.get("pid"),
+                "port": "",
+                "health": "-",
+                "detail": "",
+            }
+    for result in record.results_for("aitbc.ops.health"):
+        for probe in result.result.get("results", []):
+            key = (result.host, probe.get("service") or probe.get("name", "?"))
+            row = rows.setdefault(
+                key,
+                {
+                    "host": key[0],
+                    "service": key[1],
+                    "backend": "",
+                    "active": None,
+                    "pid": None,
+                    "port": "",
+                    "health": "-",
+                    "detail": "",
+                },
+            )
+            row["port"] = row["port"] or port_of(str(probe.get("target", "")))
+            row["health"] = "ok" if probe.get("ok") and row["health"] in ("-", "ok") else "FAIL"
+            if not probe.get("ok"):
+                row["detail"] = probe.get("detail", "")
+    return [rows[key] for key in sorted(rows)]
+
+
+def demo_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no services reported)"
+    body = [
+        [
+            r["host"],
+            r["service"],
+            r["backend"] or "-",
+            {True: "running", False: "stopped", None: "-"}[r["active"]],
+            str(r["pid"] or "-"),
+            str(r["port"] or "-"),
+            r["health"] + (f" ({r['detail']})" if r["detail"] else ""),
+        ]
+        for r in rows
+    ]
+    return table(["HOST", "SERVICE", "BACKEND", "STATE", "PID", "PORT", "HEALTH"], body)

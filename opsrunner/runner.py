@@ -1,0 +1,267 @@
+"""Runs playbooks through ansible-runner and feeds its events to the Recorder.
+
+One Runner, explicit hook points (like ansible-runner's own): `prepare(recorder)` lets a command
+register recorder hooks (heartbeat, deploy, ...) before the run starts; `on_event(event)` sees each
+redacted event (the CLI uses it for -v output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .ansible_secrets import redactor_for_environment, secrets_from_playbook
+from .memory import MemoryStore
+from .recorder import Recorder, RunRecord, new_run_id
+from .redact import Redactor
+from .settings import BadInput, Settings
+
+RUN_ID_ENV = "OPSRUNNER_RUN_ID"  # tells the memory callback that opsrunner records this run
+SECRETS_WAIT_S = 120
+
+
+@dataclass
+class RunRequest:
+    playbook: Path
+    inventory: Path
+    limit: str | None = None
+    check: bool = False
+    diff: bool = False
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+    event: str = "run"
+
+
+@dataclass
+class RunOutcome:
+    record: RunRecord
+    artifact_dir: Path
+    status: str
+
+
+class _AnyTagLoader(yaml.SafeLoader):
+    """Parses YAML with Ansible's tags (!vault, !unsafe) without interpreting them."""
+
+
+_AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def validate_request(request: RunRequest) -> None:
+    """Fail fast, with one line, on input ansible-playbook would only reject after starting."""
+    if not request.playbook.is_file():
+        raise BadInput(f"unknown playbook: {request.playbook}")
+    if not request.inventory.exists():
+        raise BadInput(f"inventory not found: {request.inventory}")
+    _parse_yaml(request.playbook, "playbook", expect=list)
+    if request.inventory.is_file() and request.inventory.suffix in (".yml", ".yaml"):
+        _parse_yaml(request.inventory, "inventory", expect=dict)
+
+
+def _parse_yaml(path: Path, what: str, expect: type) -> None:
+    try:
+        data = yaml.load(path.read_text(), Loader=_AnyTagLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise BadInput(f"malformed {what} {path}:{where}: {problem}") from None
+    if not isinstance(data, expect):
+        raise BadInput(f"malformed {what} {path}: expected a YAML {expect.__name__}")
+
+
+def ansible_playbook_binary() -> str:
+    """ansible-playbook from the same environment as this Python, else from PATH."""
+    sibling = Path(sys.executable).parent / "ansible-playbook"
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which("ansible-playbook")
+    if not found:
+        raise BadInput("ansible-playbook not found: install ansible-core in this environment")
+    return found
+
+
+class Runner:
+    def __init__(self, settings: Settings, store: MemoryStore | None = None) -> None:
+        self.settings = settings
+        self.store = store if store is not None else MemoryStore(settings.memory_dir)
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def run(
+        self,
+        request: RunRequest,
+        prepare: Callable[[Recorder], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> RunOutcome:
+        validate_request(request)
+        import ansible_runner  # deferred: slow to import, and --help should stay fast
+
+        run_id = new_run_id()
+        redactor = redactor_for_environment()
+        redactor.add_from_mapping(request.extra_vars)
+        recorder = Recorder(
+            self.store,
+            redactor,
+            source="opsrunner",
+            playbook=str(request.playbook),
+            event=request.event,
+            run_id=run_id,
+            check_mode=request.check,
+        )
+        if prepare is not None:
+            prepare(recorder)
+        # The in-process secret discovery reads the same ansible.cfg as the run.
+        for key, value in self._envvars(run_id).items():
+            if key.startswith("ANSIBLE_CONFIG"):
+                os.environ.setdefault(key, value)
+        secrets = self._collect_secrets(request)
+        handler = _EventHandler(recorder, redactor, secrets, on_event)
+
+        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+        previous = signal.signal(signal.SIGINT, lambda *_: self.cancel()) if _main_thread() else None
+        try:
+            result = ansible_runner.run(
+                private_data_dir=str(self.settings.work_dir),
+                project_dir=os.getcwd(),
+                ident=run_id,
+                playbook=str(request.playbook),
+                inventory=str(request.inventory),
+                limit=request.limit,
+                cmdline=self._cmdline(request),
+                envvars=self._envvars(run_id),
+                quiet=True,
+                rotate_artifacts=self.settings.keep_artifacts,
+                settings={"suppress_output_file": True, "suppress_ansible_output": True},
+                event_handler=handler,
+                cancel_callback=self._cancel.is_set,
+            )
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        handler.wait_for_secrets()
+        canceled = result.status == "canceled" or self._cancel.is_set()
+        record = recorder.finish(rc=result.rc, canceled=canceled)
+        artifact_dir = Path(result.config.artifact_dir)
+        scrub_artifacts(artifact_dir, redactor, handler.stdout_lines)
+        prune_artifacts(self.settings.work_dir / "artifacts", self.settings.artifact_max_age_days)
+        return RunOutcome(record=record, artifact_dir=artifact_dir, status=result.status)
+
+    def _collect_secrets(self, request: RunRequest) -> Future[set[str]]:
+        """Load vault and inventory secrets in a thread, overlapping ansible-playbook's start-up."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsrunner-secrets")
+        future = pool.submit(
+            secrets_from_playbook,
+            request.playbook,
+            request.inventory,
+            self.settings.vault_password_files,
+            request.limit,
+        )
+        pool.shutdown(wait=False)
+        return future
+
+    def _cmdline(self, request: RunRequest) -> str:
+        args: list[str] = []
+        if request.check:
+            args.append("--check")
+        if request.diff:
+            args.append("--diff")
+        if request.extra_vars:
+            args += ["-e", json.dumps(request.extra_vars)]
+        for vault_file in self.settings.vault_password_files:
+            args += ["--vault-password-file", vault_file]
+        return shlex.join(args)
+
+    def _envvars(self, run_id: str) -> dict[str, str]:
+        env = {
+            RUN_ID_ENV: run_id,
+            "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true",
+            "ANSIBLE_NOCOLOR": "1",
+            # ansible-runner looks ansible-playbook up on this PATH: prefer the one beside this Python.
+            "PATH": f"{Path(ansible_playbook_binary()).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        if "ANSIBLE_CONFIG" not in os.environ and self.settings.ansible_cfg.is_file():
+            env["ANSIBLE_CONFIG"] = str(self.settings.ansible_cfg)
+        return env
+
+
+class _EventHandler:
+    """ansible-runner's event_handler: redact and record each event, then let ansible-runner write it."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        redactor: Redactor,
+        secrets: Future[set[str]],
+        on_event: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        self.recorder = recorder
+        self.redactor = redactor
+        self.secrets = secrets
+        self.on_event = on_event
+        self.stdout_lines: list[str] = []
+        self._secrets_loaded = False
+
+    def wait_for_secrets(self) -> None:
+        if self._secrets_loaded:
+            return
+        self._secrets_loaded = True
+        try:
+            self.redactor.add(self.secrets.result(timeout=SECRETS_WAIT_S))
+        except Exception as exc:  # noqa: BLE001 - ansible-playbook reports the same input error itself
+            self.recorder.record.details.append(f"secret discovery skipped: {type(exc).__name__}")
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        self.wait_for_secrets()
+        self.recorder.handle(event)
+        if event.get("stdout"):
+            self.stdout_lines.append(event["stdout"])
+        if self.on_event is not None:
+            self.on_event(event)
+        return True
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def scrub_artifacts(artifact_dir: Path, redactor: Redactor, stdout_lines: list[str]) -> None:
+    """Mask secrets in every artifact ansible-runner wrote, and leave a redacted stdout file."""
+    if not artifact_dir.is_dir():
+        return
+    for path in artifact_dir.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            try:
+                text = path.read_text()
+            except (UnicodeDecodeError, OSError):
+                continue
+            clean = redactor.redact_text(text)
+            if clean != text:
+                path.write_text(clean)
+    (artifact_dir / "stdout").write_text("\n".join(stdout_lines) + "\n")
+
+
+def prune_artifacts(artifacts_root: Path, max_age_days: float) -> list[Path]:
+    """Remove artifact folders older than max_age_days (memory files are never touched)."""
+    if max_age_days <= 0 or not artifacts_root.is_dir():
+        return []
+    cutoff = time.time() - max_age_days * 86400
+    removed = []
+    for child in artifacts_root.iterdir():
+        if child.is_dir() and child.stat().st_mtime < cutoff:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
