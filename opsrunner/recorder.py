@@ -176,9 +176,10 @@ class Recorder:
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """Redact one event in place (so callers that persist it store the redacted form) and record it."""
-        redacted = self.redactor.redact(event)
-        event.clear()
-        event.update(redacted)
+        redacted = self.redactor.redact_in_place(event)
+        if redacted is not event:  # a whole-event no_log censor returns a new dict
+            event.clear()
+            event.update(redacted)
         self.events_seen += 1
         handler = self._HANDLERS.get(event.get("event", ""))
         if handler is not None:

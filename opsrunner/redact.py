@@ -7,6 +7,7 @@ Every string that later passes through `redact()` has those values masked, where
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -91,21 +92,57 @@ class Redactor:
 
     def redact(self, value: Any) -> Any:
         """A copy of value with secret values masked and secret-named entries blanked."""
-        if isinstance(value, str):
-            return self.redact_text(value)
-        if isinstance(value, Mapping):
+        return self.redact_in_place(copy.deepcopy(value))
+
+    def redact_in_place(self, value: Any) -> Any:
+        """Redact nested dicts and lists in place (the recorder's hot path); returns the result."""
+        kind = type(value)
+        if kind is str:
+            return self._mask(value)
+        if kind is dict:
             if value.get("_ansible_no_log") is True:
                 return censor_no_log(value)
-            return {
-                key: (MASK if _blank_entry(key, item) else self.redact(item)) for key, item in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [self.redact(item) for item in value]
+            for key, item in value.items():
+                item_kind = type(item)
+                if item_kind is str or item_kind is int or item_kind is float:
+                    if item != "" and type(key) is str and secret_name_cached(key):
+                        value[key] = MASK
+                    elif item_kind is str:
+                        masked = self._mask(item)
+                        if masked is not item:
+                            value[key] = masked
+                elif item is not None and item_kind is not bool:
+                    value[key] = self.redact_in_place(item)
+            return value
+        if kind is list:
+            for index, item in enumerate(value):
+                if type(item) is not bool and item is not None:
+                    value[index] = self.redact_in_place(item)
+            return value
+        if isinstance(value, str):  # str subclasses, e.g. Ansible's tagged strings
+            return self._mask(str(value))
+        if isinstance(value, Mapping):
+            return self.redact_in_place(dict(value))
+        if isinstance(value, tuple | list):
+            return self.redact_in_place(list(value))
         return value
 
+    def _mask(self, text: str) -> str:
+        pattern = self._pattern
+        if pattern is not None and pattern.search(text):
+            return pattern.sub(MASK, text)
+        return text
 
-def _blank_entry(key: Any, item: Any) -> bool:
-    return isinstance(key, str) and isinstance(item, str | int | float) and item != "" and is_secret_name(key)
+
+_secret_name_cache: dict[str, bool] = {}
+
+
+def secret_name_cached(name: str) -> bool:
+    """is_secret_name, memoized: event keys repeat endlessly."""
+    known = _secret_name_cache.get(name)
+    if known is None:
+        known = _secret_name_cache[name] = is_secret_name(name)
+    return known
 
 
 def censor_no_log(result: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+# The two commands: `make demo` and `make test`. Both set up what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEB_PACKAGES := openssh-server openssh-client redis-server sqlite3 supervisor iproute2 procps
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: demo test setup deb-deps lint sanity clean demo-down
+
+demo: setup
+	$(BIN)/opsrunner demo up
+	$(BIN)/opsrunner run ping
+	$(BIN)/opsrunner memory show --last 2
+
+demo-down: setup
+	$(BIN)/opsrunner demo down
+
+test: setup
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+sanity: setup
+	bash scripts/ansible-test.sh sanity
+
+setup: deb-deps $(VENV)/.installed
+
+# Debian packages, installed only when missing and only as root (others get a clear hint).
+deb-deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages (install as root): $$missing"; fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .work .state *.egg-info
