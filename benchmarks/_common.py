@@ -53,3 +53,20 @@ def write_playbook(path: Path, tasks: int, hosts: str = "all") -> Path:
 def verdict(ratio: float, goal: float, lower_is_better: bool = True) -> str:
     met = ratio <= goal if lower_is_better else ratio >= goal
     return "goal met" if met else "goal NOT met"
+
+
+def config_without_callback(work: Path) -> Path:
+    """The repository's ansible.cfg minus the memory callback: the plain-Ansible baseline.
+
+    An empty ANSIBLE_CALLBACKS_ENABLED crashes ansible-core 2.19, so the baseline gets its own file.
+    """
+    lines = []
+    for line in (REPO / "ansible.cfg").read_text().splitlines():
+        if line.startswith("callbacks_enabled"):
+            continue
+        if line.startswith("collections_path"):
+            line = f"collections_path = {REPO / 'collections'}"
+        lines.append(line)
+    target = work / "ansible-baseline.cfg"
+    target.write_text("\n".join(lines) + "\n")
+    return target

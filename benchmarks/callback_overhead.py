@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import BIN, REPO, run_quiet, side_by_side, verdict, write_playbook
+from _common import BIN, REPO, config_without_callback, run_quiet, side_by_side, verdict, write_playbook
 
 GOAL = 1.05
 
@@ -16,6 +16,7 @@ def main(rounds: int = 5) -> None:
         work = Path(tmp)
         playbook = write_playbook(work / "p300.yml", tasks=300)
         inventory = str(REPO / "inventory" / "local.yml")
+        baseline_cfg = config_without_callback(work)
         command = [str(BIN / "ansible-playbook"), "-i", inventory, str(playbook)]
 
         def with_callback() -> None:
@@ -26,7 +27,7 @@ def main(rounds: int = 5) -> None:
             )
 
         def without_callback() -> None:
-            run_quiet(command, work, {"ANSIBLE_CALLBACKS_ENABLED": ""})
+            run_quiet(command, work, {"ANSIBLE_CONFIG": str(baseline_cfg)})
 
         cand, base = side_by_side(with_callback, without_callback, rounds)
     ratio = cand / base

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import BIN, REPO, run_quiet, side_by_side, verdict, write_playbook
+from _common import BIN, REPO, config_without_callback, run_quiet, side_by_side, verdict, write_playbook
 
 GOAL = 1.05
 
@@ -19,6 +19,7 @@ def main(rounds: int = 5, tasks: int = 100) -> None:
         work = Path(tmp)
         playbook = write_playbook(work / "bench.yml", tasks=tasks)
         inventory = str(REPO / "inventory" / "local.yml")
+        baseline_cfg = config_without_callback(work)
 
         def via_opsrunner() -> None:
             run_quiet([str(BIN / "opsrunner"), "run", str(playbook), "-i", inventory], work)
@@ -27,7 +28,7 @@ def main(rounds: int = 5, tasks: int = 100) -> None:
             run_quiet(
                 [str(BIN / "ansible-playbook"), "-i", inventory, str(playbook)],
                 work,
-                {"ANSIBLE_CALLBACKS_ENABLED": ""},
+                {"ANSIBLE_CONFIG": str(baseline_cfg)},
             )
 
         cand, base = side_by_side(via_opsrunner, plain, rounds)

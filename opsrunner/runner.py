@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from .ansible_secrets import redactor_for_environment, secrets_from_playbook
-from .memory import MemoryStore
+from .memory import MemoryStore, atomic_write
 from .recorder import Recorder, RunRecord, new_run_id
 from .redact import Redactor
 from .settings import BadInput, Settings
@@ -129,7 +129,8 @@ class Runner:
             if key.startswith("ANSIBLE_CONFIG"):
                 os.environ.setdefault(key, value)
         secrets = self._collect_secrets(request)
-        handler = _EventHandler(recorder, redactor, secrets, on_event)
+        artifact_dir = self.settings.work_dir / "artifacts" / run_id
+        handler = _EventHandler(recorder, redactor, secrets, on_event, artifact_dir)
 
         self.settings.work_dir.mkdir(parents=True, exist_ok=True)
         previous = signal.signal(signal.SIGINT, lambda *_: self.cancel()) if _main_thread() else None
@@ -155,7 +156,6 @@ class Runner:
         handler.wait_for_secrets()
         canceled = result.status == "canceled" or self._cancel.is_set()
         record = recorder.finish(rc=result.rc, canceled=canceled)
-        artifact_dir = Path(result.config.artifact_dir)
         scrub_artifacts(artifact_dir, redactor, handler.stdout_lines)
         prune_artifacts(self.settings.work_dir / "artifacts", self.settings.artifact_max_age_days)
         return RunOutcome(record=record, artifact_dir=artifact_dir, status=result.status)
@@ -207,7 +207,9 @@ class _EventHandler:
         redactor: Redactor,
         secrets: Future[set[str]],
         on_event: Callable[[dict[str, Any]], None] | None,
+        artifact_dir: Path,
     ) -> None:
+        self.artifact_dir = artifact_dir
         self.recorder = recorder
         self.redactor = redactor
         self.secrets = secrets
@@ -225,7 +227,10 @@ class _EventHandler:
             self.recorder.record.details.append(f"secret discovery skipped: {type(exc).__name__}")
 
     def __call__(self, event: dict[str, Any]) -> bool:
-        self.wait_for_secrets()
+        if not self._secrets_loaded:
+            self.wait_for_secrets()
+            # ansible-runner wrote `command` (with the environment) before starting; mask it now.
+            scrub_file(self.artifact_dir / "command", self.redactor)
         self.recorder.handle(event)
         if event.get("stdout"):
             self.stdout_lines.append(event["stdout"])
@@ -244,14 +249,18 @@ def scrub_artifacts(artifact_dir: Path, redactor: Redactor, stdout_lines: list[s
         return
     for path in artifact_dir.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
-            try:
-                text = path.read_text()
-            except (UnicodeDecodeError, OSError):
-                continue
-            clean = redactor.redact_text(text)
-            if clean != text:
-                path.write_text(clean)
+            scrub_file(path, redactor)
     (artifact_dir / "stdout").write_text("\n".join(stdout_lines) + "\n")
+
+
+def scrub_file(path: Path, redactor: Redactor) -> None:
+    try:
+        text = path.read_text()
+    except (UnicodeDecodeError, OSError):
+        return
+    clean = redactor.redact_text(text)
+    if clean != text:
+        atomic_write(path, clean, mode=0o600)
 
 
 def prune_artifacts(artifacts_root: Path, max_age_days: float) -> list[Path]:

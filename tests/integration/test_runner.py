@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parent
 PLAYBOOKS = HERE / "playbooks"
+BIN = Path(sys.executable).parent
 PLANTED = ("V4ULT-PLANTED-111", "ENV-PLANTED-222", "NOLOG-PLANTED-333", "PLAIN-PLANTED-444")
 
 
@@ -111,7 +112,7 @@ def write_vault(inventory: Path, tmp_path: Path) -> Path:
     vault_file.write_text("vault_wallet_secret: V4ULT-PLANTED-111\n")
     subprocess.run(
         [
-            str(Path(shutil.which("ansible-vault") or "ansible-vault")),
+            str(BIN / "ansible-vault"),
             "encrypt",
             str(vault_file),
             "--vault-password-file",

@@ -1,0 +1,65 @@
+"""Fixtures for integration tests: real sshd hosts (see testhosts.py) and the repository paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from testhosts import SSHD, HostPool, create_hosts
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SSH_HOSTS = 3
+
+
+def testhosts_unavailable() -> str | None:
+    """Why real SSH test hosts cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "SSH test hosts need root (network namespaces, sshd as root)"
+    if not os.access(SSHD, os.X_OK):
+        return f"SSH test hosts need openssh-server ({SSHD} not found)"
+    for tool in ("ip", "unshare", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            return f"SSH test hosts need {tool!r} on PATH"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Anything on the real hosts is an integration test, whether or not its module says so.
+    for item in items:
+        if "ssh_hosts" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostPool]:
+    """Hosts t1..t3 (inventory `pool.inventory`) plus t1p, t1 over paramiko (`pool.paramiko_inventory`)."""
+    reason = testhosts_unavailable()
+    if reason:
+        pytest.skip(reason)
+    pool = create_hosts(SSH_HOSTS, tmp_path_factory.mktemp("testhosts"))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def ansible_env(repo_root: Path) -> dict[str, str]:
+    """Environment for running ansible/ansible-playbook from tests against the checkout's ansible.cfg."""
+    return {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(repo_root / "ansible.cfg"),
+        # Keeps tests independent of the aitbc.ops.memory callback. An empty value crashes ansible-core
+        # 2.19 ("A non-empty plugin name is required"), so name a stdout callback, which is never added twice.
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.minimal",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+    }
