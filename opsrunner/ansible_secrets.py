@@ -95,7 +95,6 @@ def secrets_from_playbook(
     from ansible.inventory.manager import InventoryManager
     from ansible.module_utils.common.collections import ImmutableDict
     from ansible.parsing.dataloader import DataLoader
-    from ansible.playbook import Playbook
     from ansible.vars.manager import VariableManager
 
     _init_plugin_loader()
@@ -116,12 +115,30 @@ def secrets_from_playbook(
     if limit:
         manager.subset(limit)
     variables = VariableManager(loader=loader, inventory=manager)
-    book = Playbook.load(str(playbook), variable_manager=variables, loader=loader)
     found: set[str] = set()
-    for play in book.get_plays():
+    for play in play_headers(Path(playbook), loader, variables):
         for host in manager.get_hosts(play.hosts):
             found |= set(host_secrets(variables, loader, play, host))
     return found
+
+
+# The parts of a play that define variables; tasks are skipped because loading them costs far more
+# than the variables they can't define (role vars are not seen: keep secrets in vault or group_vars).
+PLAY_VAR_KEYS = ("name", "hosts", "vars", "vars_files")
+
+
+def play_headers(playbook: Path, loader: Any, variables: Any, depth: int = 0) -> Iterator[Any]:
+    """Each play of a playbook (following import_playbook) loaded without its tasks."""
+    from ansible.playbook.play import Play
+
+    loader.set_basedir(str(playbook.parent))
+    for entry in loader.load_from_file(str(playbook)) or []:
+        imported = entry.get("import_playbook") or entry.get("ansible.builtin.import_playbook")
+        if imported and depth < 10:
+            yield from play_headers((playbook.parent / str(imported)).resolve(), loader, variables, depth + 1)
+        elif "hosts" in entry:
+            header = {key: entry[key] for key in PLAY_VAR_KEYS if key in entry}
+            yield Play.load(header, variable_manager=variables, loader=loader)
 
 
 _plugin_loader_ready = False

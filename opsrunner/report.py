@@ -73,7 +73,7 @@ def demo_rows(record: RunRecord) -> list[dict[str, Any]]:
     for result in record.results_for("aitbc.ops.service"):
         for item in _items(result.result):
             service = item.get("service") or {}
-            name = service.get("name") or item.get("item", {}).get("key", "?")
+            name = service.get("name") or str(item.get("item", "?"))
             rows[(result.host, name)] = {
                 "host": result.host,
                 "service": name,

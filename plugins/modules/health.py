@@ -1,0 +1,338 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, aitbc-ops developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+# fmt: off
+DOCUMENTATION = r'''
+---
+module: health
+short_description: Run health probes (HTTP, TCP, Redis, process, disk, memory, load) on a host
+version_added: 0.1.0
+description:
+  - Runs every probe of one host in a single module call. The probes run concurrently, each against
+    its own deadline (O(probes[].timeout)), so the task takes about as long as the slowest probe,
+    not the sum of all probes.
+  - Each probe reports C(ok), a short human C(detail) and its latency. The task fails when a probe
+    fails, unless O(fail_on_unhealthy=false), in which case it succeeds and returns RV(healthy=false).
+  - Probes only read, so they also run in check mode.
+  - Needs only the Python standard library on the managed host. The C(process) and C(memory) probes
+    read C(/proc), so they need Linux.
+author:
+  - aitbc-ops developers (@aitbc-ops)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Probes are read-only and run in check mode too.
+  diff_mode:
+    description:
+      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+options:
+  probes:
+    description:
+      - The probes to run. Results come back in the same order.
+      - Options that do not belong to a probe's O(probes[].type) are rejected, as are unknown types,
+        with one message that names the probe.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      type:
+        description:
+          - The probe type. Required.
+          - V(http) requests O(probes[].url) and checks the status code, and optionally JSON fields,
+            body text, latency and the TLS certificate lifetime.
+          - V(tcp) connects to O(probes[].host):O(probes[].port).
+          - V(redis) sends C(PING) (after C(AUTH) when O(probes[].password) is set) and expects C(+PONG).
+          - V(process) checks the pid in O(probes[].pidfile), or looks for O(probes[].process).
+          - V(disk) checks the free space of the filesystem that holds O(probes[].path).
+          - V(memory) checks C(MemAvailable) from C(/proc/meminfo).
+          - V(load) checks the 1-minute load average divided by the number of CPUs.
+        type: str
+      name:
+        description:
+          - Name of the probe, unique within the task. It appears in RV(results[].name) and
+            RV(failed_probes).
+          - Defaults to the type and its target, for example V(http:http://127.0.0.1:8000/health),
+            V(tcp:127.0.0.1:8545), V(redis:127.0.0.1:6379), V(process:/run/app.pid), V(disk:/),
+            V(memory) or V(load).
+        type: str
+      service:
+        description:
+          - The service this probe belongs to. Returned as is in RV(results[].service).
+        type: str
+      timeout:
+        description:
+          - Seconds the probe may take in total (connect, TLS, request and response). A probe that
+            runs out of time fails with C(timed out after N s).
+        type: float
+        default: 5
+      url:
+        description:
+          - For O(probes[].type=http), required. An V(http://) or V(https://) URL.
+          - Credentials in the URL (C(https://user:pass@host/)) are sent as basic authentication and
+            left out of the default probe name.
+          - Redirects are not followed and proxy environment variables are not used.
+        type: str
+      method:
+        description:
+          - For O(probes[].type=http). The HTTP method.
+        type: str
+        default: GET
+      status:
+        description:
+          - For O(probes[].type=http). The status codes that count as healthy.
+        type: list
+        elements: int
+        default: [200]
+      json:
+        description:
+          - For O(probes[].type=http). Conditions on the JSON response body, all of which must hold.
+          - Each is C(PATH OP VALUE) or C(PATH exists). C(PATH) is dotted (V(a.b.c)); a number indexes
+            a list (V(items.0.name)). C(OP) is one of C(==), C(!=), C(>), C(>=), C(<), C(<=),
+            C(contains) (list item, substring or object key) and C(exists).
+          - Numbers compare as numbers, V(true)/V(false) and V(null) match JSON booleans and null.
+            Quote C(VALUE) to compare as a string or to keep spaces.
+          - Examples are V(status == ok), V(supported_chains contains ait-devnet), V(height > 0).
+          - Only the first 1 MiB of the body is read.
+        type: list
+        elements: str
+      body_contains:
+        description:
+          - For O(probes[].type=http). Text that the response body must contain.
+        type: str
+      max_latency_ms:
+        description:
+          - For O(probes[].type=http). The probe fails when the full response takes longer than this
+            many milliseconds.
+        type: float
+      tls_min_days:
+        description:
+          - For O(probes[].type=http) with an V(https://) URL. The probe fails when the server
+            certificate expires in fewer days than this. Works with O(probes[].validate_certs=false) too.
+        type: int
+      validate_certs:
+        description:
+          - For O(probes[].type=http). Whether to verify the server certificate against the system CA
+            store and the host name.
+        type: bool
+        default: true
+      headers:
+        description:
+          - For O(probes[].type=http). Extra request headers.
+        type: dict
+      host:
+        description:
+          - For O(probes[].type=tcp) and O(probes[].type=redis). Host name or address to connect to.
+        type: str
+        default: 127.0.0.1
+      port:
+        description:
+          - For O(probes[].type=tcp), required. For O(probes[].type=redis), defaults to V(6379).
+        type: int
+      password:
+        description:
+          - For O(probes[].type=redis). Password sent with C(AUTH) before C(PING).
+        type: str
+      pidfile:
+        description:
+          - For O(probes[].type=process). File holding the pid. The probe fails when the file is
+            missing, the process is gone (stale pidfile) or it is a zombie.
+          - Give exactly one of O(probes[].pidfile) and O(probes[].process).
+        type: path
+      process:
+        description:
+          - For O(probes[].type=process). Healthy when a live process has this exact C(comm) name or
+            this text anywhere in its command line. The module's own process and its parents are
+            not counted.
+          - Give exactly one of O(probes[].pidfile) and O(probes[].process).
+        type: str
+      path:
+        description:
+          - For O(probes[].type=disk). A path on the filesystem to check.
+        type: path
+        default: /
+      min_free_percent:
+        description:
+          - For O(probes[].type=disk). Minimum free space, in percent of the filesystem size (space
+            available to unprivileged users).
+          - A disk probe needs O(probes[].min_free_percent), O(probes[].min_free_bytes) or both.
+        type: float
+      min_free_bytes:
+        description:
+          - For O(probes[].type=disk). Minimum free space in bytes. Accepts units, for example V(512M)
+            or V(5G) (powers of 1024).
+        type: bytes
+      min_available_percent:
+        description:
+          - For O(probes[].type=memory), required. Minimum C(MemAvailable), in percent of C(MemTotal).
+        type: float
+      max_load_per_cpu:
+        description:
+          - For O(probes[].type=load), required. Maximum 1-minute load average per CPU.
+        type: float
+  fail_on_unhealthy:
+    description:
+      - Fail the task when any probe fails.
+      - With V(false) the task succeeds and reports RV(healthy=false), for callers that act on the
+        result themselves (heartbeats, remediation).
+    type: bool
+    default: true
+notes:
+  - The task never reports a change.
+  - All probes of a task start together, so keep the number of probes per task reasonable (at most
+    64 run at once).
+seealso:
+  - name: RESP protocol
+    description: The Redis wire protocol that the redis probe speaks.
+    link: https://redis.io/docs/latest/develop/reference/protocol-spec/
+'''
+
+EXAMPLES = r'''
+- name: Check the AITBC stack
+  aitbc.ops.health:
+    probes:
+      - type: http
+        service: coordinator
+        url: http://127.0.0.1:8000/health
+        json:
+          - status == ok
+      - type: http
+        service: blockchain-node
+        url: http://127.0.0.1:8545/rpc/head
+        timeout: 3
+        json:
+          - height > 0
+          - supported_chains contains ait-devnet
+        max_latency_ms: 500
+      - type: redis
+        service: redis
+        port: 6379
+        password: "{{ redis_password }}"
+      - type: process
+        service: wallet-daemon
+        pidfile: /run/aitbc/wallet.pid
+      - type: disk
+        path: /var/lib/aitbc
+        min_free_percent: 10
+        min_free_bytes: 2G
+      - type: memory
+        min_available_percent: 10
+      - type: load
+        max_load_per_cpu: 2
+
+- name: Heartbeat - report instead of failing
+  aitbc.ops.health:
+    fail_on_unhealthy: false
+    probes:
+      - name: api
+        type: http
+        url: https://api.example.org/health
+        tls_min_days: 14
+        status: [200, 204]
+      - type: tcp
+        host: db.internal
+        port: 5432
+  register: health
+
+- name: Show what failed
+  ansible.builtin.debug:
+    msg: "{{ health.results | rejectattr('ok') | map(attribute='detail') | list }}"
+  when: not health.healthy
+'''
+
+RETURN = r'''
+healthy:
+  description: Whether every probe passed.
+  returned: success and when a probe failed
+  type: bool
+  sample: false
+failed_probes:
+  description: Names of the probes that failed, in probe order.
+  returned: success and when a probe failed
+  type: list
+  elements: str
+  sample: ["redis:127.0.0.1:6379"]
+msg:
+  description: A one-line summary; it lists each failed probe with its detail.
+  returned: always
+  type: str
+  sample: "1 of 3 probes failed: redis:127.0.0.1:6379 (connection refused)"
+results:
+  description: One entry per probe, in the order of O(probes).
+  returned: success and when a probe failed
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The probe name (O(probes[].name) or the derived default).
+      type: str
+      sample: http:http://127.0.0.1:8000/health
+    type:
+      description: The probe type.
+      type: str
+      sample: http
+    service:
+      description: The O(probes[].service) given, or V(null).
+      type: str
+      sample: coordinator
+    target:
+      description:
+        - What was probed - the URL, V(host:port), pidfile, process name or path.
+        - Empty for memory and load probes.
+      type: str
+      sample: http://127.0.0.1:8000/health
+    ok:
+      description: Whether the probe passed.
+      type: bool
+      sample: true
+    detail:
+      description: Short human text on what was measured or what went wrong.
+      type: str
+      sample: "200 in 12 ms; status == ok"
+    latency_ms:
+      description: How long the probe took, in milliseconds.
+      type: float
+      sample: 12.4
+    data:
+      description:
+        - Measured values, depending on the type. V(http) has C(status), C(bytes) and C(tls_days_left);
+          V(process) C(pid), or C(pids) and C(count); V(disk) C(free_bytes), C(total_bytes) and
+          C(free_percent); V(memory) C(available_bytes), C(total_bytes) and C(available_percent);
+          V(load) C(load), C(cpus) and C(load_per_cpu). Empty when the probe failed before measuring.
+      type: dict
+      sample: {"status": 200, "bytes": 64}
+'''
+# fmt: on
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.aitbc.ops.plugins.module_utils.probes import (
+    ProbeConfigError,
+    argument_spec,
+    check_health,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            probes=dict(type="list", elements="dict", required=True, options=argument_spec()),
+            fail_on_unhealthy=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        report = check_health(module.params["probes"])
+    except ProbeConfigError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    if not report["healthy"] and module.params["fail_on_unhealthy"]:
+        module.fail_json(changed=False, **report)
+    module.exit_json(changed=False, **report)
+
+
+if __name__ == "__main__":
+    main()
