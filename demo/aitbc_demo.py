@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-ins for the AITBC services: coordinator API, blockchain node and RPC, wallet daemon.
 
 Stdlib only: this single file is copied to hosts and run with /usr/bin/python3. Each stand-in serves the
@@ -170,7 +169,7 @@ def run_genesis(args: argparse.Namespace) -> int:
     # Build next to the target and rename over it, so an interrupted reset never leaves half a chain.
     tmp = db.with_name(f".{db.name}.genesis-{os.getpid()}")
     try:
-        _, genesis = init_chain(tmp, args.chain_id)
+        genesis = init_chain(tmp, args.chain_id)[1]
         remove_sidecars(db)  # stale WAL pages would replay onto the new file
         os.replace(tmp, db)
     finally:
@@ -299,12 +298,12 @@ class Coordinator(App):
             ("POST", "/v1/jobs"): self.create_job,
         }
 
-    def health(self, _: bytes) -> Reply:
+    def health(self, _body: bytes) -> Reply:
         return Reply.json(
             200, {"status": "ok", "env": app_env(), "python_version": platform.python_version()}
         )
 
-    def ready(self, _: bytes) -> Reply:
+    def ready(self, _body: bytes) -> Reply:
         try:  # a fresh connection each time: a cached one would hide a deleted or replaced file
             with connect(self.db) as conn:
                 conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
@@ -312,7 +311,7 @@ class Coordinator(App):
             return Reply.json(503, {"status": "not ready", "reason": f"database: {exc}"})
         return Reply.json(200, {"status": "ready"})
 
-    def count_jobs(self, _: bytes) -> Reply:
+    def count_jobs(self, _body: bytes) -> Reply:
         with connect(self.db) as conn:
             (count,) = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()
         return Reply.json(200, {"count": count})
@@ -356,11 +355,11 @@ class Rpc(App):
             raise sqlite3.DatabaseError("chain has no blocks")
         return block, total
 
-    def health(self, _: bytes) -> Reply:
+    def health(self, _body: bytes) -> Reply:
         self.chain_stats()  # raises -> 503 in App.handle
         return Reply.json(200, {"status": "ok", "supported_chains": [self.chain_id]})
 
-    def metrics(self, _: bytes) -> Reply:
+    def metrics(self, _body: bytes) -> Reply:
         samples = {"aitbc_rpc_requests_total": self.requests}
         status = 200
         try:
@@ -373,7 +372,7 @@ class Rpc(App):
         )
         return Reply(status, text.encode(), "text/plain; version=0.0.4")
 
-    def head(self, _: bytes) -> Reply:
+    def head(self, _body: bytes) -> Reply:
         block, _total = self.chain_stats()
         return Reply.json(200, {"chain_id": self.chain_id, **asdict(block)})
 
@@ -412,7 +411,7 @@ class Wallet(App):
     def routes(self) -> dict[tuple[str, str], Route]:
         return {("GET", "/health"): self.health}
 
-    def health(self, _: bytes) -> Reply:
+    def health(self, _body: bytes) -> Reply:
         with connect(self.db) as conn:
             conn.execute("SELECT 1 FROM ledger LIMIT 1").fetchall()
         return Reply.json(200, {"status": "ok", "keystore": f"{len(self.key_files())} keys"})

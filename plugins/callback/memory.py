@@ -17,7 +17,7 @@ description:
   - Stays silent inside runs started by C(opsrunner), which records them itself.
 version_added: 0.1.0
 author:
-  - aitbc-ops developers
+  - aitbc-ops developers (@aitbc-ops)
 requirements:
   - the C(opsrunner) Python package on the controller (C(pip install opsrunner) from this repository)
   - enable it with C(callbacks_enabled = aitbc.ops.memory) in ansible.cfg
