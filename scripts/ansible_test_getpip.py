@@ -53,7 +53,7 @@ def run(cmd, env):
 
     if process.returncode != 0:
         sys.stderr.write(process.stdout.decode("utf-8", "replace"))
-        log("command failed with status %d" % process.returncode)
+        log(f"command failed with status {process.returncode}")
         sys.exit(process.returncode)
 
 
