@@ -8,6 +8,7 @@ redacted event (the CLI uses it for -v output).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shlex
 import shutil
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,8 +162,13 @@ class Runner:
         return RunOutcome(record=record, artifact_dir=artifact_dir, status=result.status)
 
     def _collect_secrets(self, request: RunRequest) -> Future[set[str]]:
-        """Load vault and inventory secrets in a thread, overlapping ansible-playbook's start-up."""
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsrunner-secrets")
+        """Load vault and inventory secrets in a forked process, overlapping ansible-playbook's start-up.
+
+        A process rather than a thread: loading Ansible holds the GIL for most of a second, which would
+        stall our reading of ansible-playbook's output (and so ansible-playbook itself). The values come
+        back over a pipe, never through a file.
+        """
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
         future = pool.submit(
             secrets_from_playbook,
             request.playbook,
