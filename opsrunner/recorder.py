@@ -24,6 +24,9 @@ from typing import Any
 from .memory import DailyEntry, MemoryStore, format_time, one_line, utcnow
 from .redact import Redactor
 
+# Set by opsrunner for the runs it records itself; the memory callback then stays silent.
+RUN_ID_ENV = "OPSRUNNER_RUN_ID"
+
 # Actions whose full results the recorder keeps for hooks and reports; other results are only counted.
 KEPT_ACTION_PREFIX = "aitbc.ops."
 

@@ -26,11 +26,10 @@ import yaml
 
 from .ansible_secrets import redactor_for_environment, secrets_from_playbook
 from .memory import MemoryStore, atomic_write
-from .recorder import Recorder, RunRecord, new_run_id
+from .recorder import RUN_ID_ENV, Recorder, RunRecord, new_run_id
 from .redact import Redactor
 from .settings import BadInput, Settings
 
-RUN_ID_ENV = "OPSRUNNER_RUN_ID"  # tells the memory callback that opsrunner records this run
 SECRETS_WAIT_S = 120
 
 

@@ -19,7 +19,9 @@ version_added: 0.1.0
 author:
   - aitbc-ops developers (@aitbc-ops)
 requirements:
-  - the C(opsrunner) Python package on the controller (C(pip install opsrunner) from this repository)
+  - the C(opsrunner) Python package (the recorder); it ships at the root of this collection and is used
+    from there when not installed
+  - filelock and PyYAML on the controller
   - enable it with C(callbacks_enabled = aitbc.ops.memory) in ansible.cfg
 options:
   memory_dir:
@@ -44,15 +46,27 @@ EXAMPLES = r"""
 """
 
 import os
+import sys
 
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
+
+def _import_recorder():
+    """The opsrunner package: installed, else the copy that ships at the root of this collection."""
+    try:
+        import opsrunner  # noqa: F401 pylint: disable=unused-import
+    except ImportError:
+        collection_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        if os.path.isdir(os.path.join(collection_root, "opsrunner")):
+            sys.path.append(collection_root)
+
+
+_import_recorder()
 try:
     from opsrunner.ansible_secrets import host_secrets, redactor_for_environment
     from opsrunner.memory import MemoryStore
-    from opsrunner.recorder import Recorder
-    from opsrunner.runner import RUN_ID_ENV
+    from opsrunner.recorder import RUN_ID_ENV, Recorder
 
     HAS_OPSRUNNER = True
 except ImportError:
