@@ -193,6 +193,11 @@ class Recorder:
         if data.get("playbook") and self.record.playbook == "-":
             self.record.playbook = playbook_title(data["playbook"])
 
+    def _on_start(self, data: Mapping[str, Any]) -> None:
+        # Hosts a run reached, even when it never gets to its stats (a canceled run).
+        if data.get("host"):
+            self.record.hosts.setdefault(str(data["host"]), HostStats())
+
     def _on_ok(self, data: Mapping[str, Any]) -> None:
         self._keep_result(data, failed=False)
 
@@ -242,6 +247,7 @@ class Recorder:
 
     _HANDLERS: dict[str, Callable[[Recorder, Mapping[str, Any]], None]] = {
         "playbook_on_start": _on_playbook_start,
+        "runner_on_start": _on_start,
         "runner_on_ok": _on_ok,
         "runner_on_failed": _on_failed,
         "runner_on_unreachable": _on_unreachable,

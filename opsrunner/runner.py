@@ -7,6 +7,7 @@ redacted event (the CLI uses it for -v output).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -129,14 +130,20 @@ class Runner:
             if key.startswith("ANSIBLE_CONFIG"):
                 os.environ.setdefault(key, value)
         secrets = self._collect_secrets(request)
-        artifact_dir = self.settings.work_dir / "artifacts" / run_id
+        artifacts_root = self.settings.work_dir / "artifacts"
+        artifact_dir = artifacts_root / run_id
         handler = _EventHandler(recorder, redactor, secrets, on_event, artifact_dir)
+        stopper = _Stopper(run_id, self._cancel)
 
-        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        previous = signal.signal(signal.SIGINT, lambda *_: self.cancel()) if _main_thread() else None
+        # ansible-runner keeps cmdline, envvars and extravars in env/ of its private data dir and reuses
+        # them on the next run there, so each run gets its own, removed afterwards.
+        private_dir = self.settings.work_dir / "private" / run_id
+        private_dir.mkdir(parents=True, mode=0o700)
+        previous = _install_stop_signals(self.cancel)
         try:
             result = ansible_runner.run(
-                private_data_dir=str(self.settings.work_dir),
+                private_data_dir=str(private_dir),
+                artifact_dir=str(artifacts_root),
                 project_dir=os.getcwd(),
                 ident=run_id,
                 playbook=str(request.playbook),
@@ -146,13 +153,14 @@ class Runner:
                 envvars=self._envvars(run_id),
                 quiet=True,
                 rotate_artifacts=self.settings.keep_artifacts,
-                settings={"suppress_output_file": True, "suppress_ansible_output": True},
+                settings=RUNNER_SETTINGS,
                 event_handler=handler,
-                cancel_callback=self._cancel.is_set,
+                cancel_callback=stopper,
             )
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            _restore_signals(previous)
+            stopper.sweep()
+            shutil.rmtree(private_dir, ignore_errors=True)
         handler.wait_for_secrets()
         canceled = result.status == "canceled" or self._cancel.is_set()
         record = recorder.finish(rc=result.rc, canceled=canceled)
@@ -244,8 +252,70 @@ class _EventHandler:
         return True
 
 
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
+# pexpect_timeout: how often (s) the cancel callback is polled while ansible-playbook is quiet.
+RUNNER_SETTINGS = {"suppress_output_file": True, "suppress_ansible_output": True, "pexpect_timeout": 1}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GRACE_S = 10
+
+
+def _install_stop_signals(cancel: Callable[[], None]) -> dict[int, Any]:
+    """Ctrl-C and SIGTERM cancel the run instead of killing opsrunner mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, lambda *_: cancel()) for sig in STOP_SIGNALS}
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def run_pids(run_id: str) -> list[int]:
+    """Processes of one run: ansible-playbook, its workers (own sessions) and what they started locally.
+
+    They all inherit OPSRUNNER_RUN_ID from the environment opsrunner gives ansible-playbook.
+    """
+    marker = f"{RUN_ID_ENV}={run_id}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+class _Stopper:
+    """ansible-runner's cancel_callback: on cancel, SIGINT the run's processes (Ansible stops its
+    workers and exits cleanly), and only after a grace period let ansible-runner SIGKILL what is left."""
+
+    def __init__(self, run_id: str, cancel: threading.Event) -> None:
+        self.run_id = run_id
+        self.cancel = cancel
+        self.interrupted_at: float | None = None
+
+    def __call__(self) -> bool:
+        if not self.cancel.is_set():
+            return False
+        if self.interrupted_at is None:
+            self.interrupted_at = time.monotonic()
+            _signal_all(run_pids(self.run_id), signal.SIGINT)
+            return False
+        return time.monotonic() - self.interrupted_at > GRACE_S
+
+    def sweep(self) -> None:
+        """After the run: nothing it started may outlive it (workers live in their own sessions)."""
+        if self.cancel.is_set():
+            _signal_all(run_pids(self.run_id), signal.SIGKILL)
 
 
 def scrub_artifacts(artifact_dir: Path, redactor: Redactor, stdout_lines: list[str]) -> None:

@@ -126,6 +126,9 @@ class CallbackModule(CallbackBase):
             self.recorder.record.check_mode = True
         self._feed("playbook_on_play_start", play=play.get_name(), pattern=play.hosts)
 
+    def v2_runner_on_start(self, host, task):
+        self._feed("runner_on_start", host=host.get_name(), task=task.get_name(), task_action=task.action)
+
     def v2_runner_on_ok(self, result):
         self._feed_result("runner_on_ok", result)
 

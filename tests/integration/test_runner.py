@@ -203,3 +203,64 @@ def test_unreachable_host_exits_3(tmp_path, opsrunner) -> None:
     assert "Traceback" not in done.stderr
     [entry] = today_entries(tmp_path / "ai-memory")
     assert entry.outcome == "unreachable" and entry.details[0].startswith("dead unreachable:")
+
+
+def test_ctrl_c_cancels_cleanly(tmp_path, opsrunner) -> None:
+    """SIGINT mid-run: exit 130, a whole 'canceled' entry, and no process of the run left behind."""
+    import os
+    import signal
+    import time
+
+    slow = tmp_path / "slow.yml"
+    slow.write_text(
+        "- name: Slow\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Wait\n      ansible.builtin.command: sleep 60\n"
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "opsrunner"), "run", str(slow)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".work/opsrunner/artifacts/*/job_events/*.json")):
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        time.sleep(1.5)  # the sleep task is running now
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    [entry] = today_entries(tmp_path / "ai-memory")
+    assert (entry.outcome, entry.hosts) == ("canceled", ["localhost"])
+    marker = f"OPSRUNNER_RUN_ID={entry.run_id}".encode()
+    leftovers = []
+    for proc_dir in Path("/proc").iterdir():
+        if proc_dir.name.isdigit():
+            try:
+                if marker in (proc_dir / "environ").read_bytes().split(b"\0"):
+                    leftovers.append(proc_dir.name)
+            except OSError:
+                continue
+    assert not leftovers, f"processes of the canceled run still alive: {leftovers}"
+    assert not any((tmp_path / ".work" / "opsrunner" / "private").iterdir())
+    assert os.path.exists(tmp_path / ".work" / "opsrunner" / "artifacts" / entry.run_id / "stdout")
+
+
+def test_artifacts_are_rotated_and_pruned(tmp_path, opsrunner) -> None:
+    import os
+
+    env = {"OPSRUNNER_KEEP_ARTIFACTS": "2"}
+    for _ in range(3):
+        assert opsrunner("run", "ping", env=env).rc == 0
+    artifacts = tmp_path / ".work" / "opsrunner" / "artifacts"
+    assert len(list(artifacts.iterdir())) == 2
+    oldest = min(artifacts.iterdir(), key=lambda p: p.name)
+    os.utime(oldest, (1, 1))  # far older than any max age
+    assert opsrunner("run", "ping", env={"OPSRUNNER_ARTIFACT_MAX_AGE_DAYS": "1"}).rc == 0
+    assert not oldest.exists()
+    assert len(today_entries(tmp_path / "ai-memory")) == 4, "memory is never pruned"
