@@ -83,13 +83,18 @@ def redactor_for_environment(environ: Mapping[str, str] | None = None) -> Redact
     return redactor
 
 
+# Variables the recorder needs on the controller (alert routes may come from vault).
+CONTEXT_VARS = ("aitbc_alert_urls",)
+
+
 def secrets_from_playbook(
     playbook: Path,
     inventory: Path,
     vault_password_files: Iterable[str] = (),
     limit: str | None = None,
-) -> set[str]:
-    """Load inventory and playbook as ansible-playbook would, and collect every secret value."""
+) -> tuple[set[str], dict[str, Any]]:
+    """Load inventory and playbook as ansible-playbook would; return every secret value, and the
+    CONTEXT_VARS as the first host that defines them sees them."""
     from ansible import context
     from ansible.cli import CLI
     from ansible.inventory.manager import InventoryManager
@@ -116,10 +121,11 @@ def secrets_from_playbook(
         manager.subset(limit)
     variables = VariableManager(loader=loader, inventory=manager)
     found: set[str] = set()
+    context: dict[str, Any] = {}
     for play in play_headers(Path(playbook), loader, variables):
         for host in manager.get_hosts(play.hosts):
-            found |= set(host_secrets(variables, loader, play, host))
-    return found
+            found |= set(host_secrets(variables, loader, play, host, context))
+    return found, context
 
 
 # The parts of a play that define variables; tasks are skipped because loading them costs far more
@@ -154,10 +160,31 @@ def _init_plugin_loader() -> None:
         _plugin_loader_ready = True
 
 
-def host_secrets(variable_manager: Any, loader: Any, play: Any, host: Any) -> Iterator[str]:
-    """The secret values one host sees in one play (used by both adapters)."""
+def host_secrets(
+    variable_manager: Any, loader: Any, play: Any, host: Any, context: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """The secret values one host sees in one play (used by both adapters); fills `context` with
+    the CONTEXT_VARS it finds first."""
     from ansible.template import Templar
 
     host_vars = variable_manager.get_vars(play=play, host=host, include_hostvars=False)
     templar = Templar(loader=loader, variables=host_vars)
+    if context is not None:
+        for name in CONTEXT_VARS:
+            if name not in context and name in host_vars:
+                value = (
+                    _render(host_vars[name], templar) if isinstance(host_vars[name], str) else host_vars[name]
+                )
+                context[name] = _plain_data(templar.template(value) if value is not None else None)
     yield from secret_values(host_vars, templar)
+
+
+def _plain_data(value: Any) -> Any:
+    """Vault-decrypted, tag-free copies (so they survive pickling back from the discovery process)."""
+    if isinstance(value, dict):
+        return {str(k): _plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_data(v) for v in value]
+    if is_vaulted(value) or isinstance(value, str):
+        return plain(value)
+    return value

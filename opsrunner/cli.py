@@ -138,6 +138,174 @@ def run(
     finish(execute(ctx, request, as_json, verbose), as_json)
 
 
+@cli.command()
+@inventory_option
+@limit_option
+@click.option("--no-remediate", is_flag=True, help="Only report: restart nothing.")
+@click.option(
+    "--junit", "junit_file", metavar="FILE", help="Write JUnit XML: one testcase per host and probe."
+)
+@click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V", help="Extra variables.")
+@json_option
+@pass_ctx
+def heartbeat(
+    ctx: Context,
+    inventory: str | None,
+    limit: str | None,
+    no_remediate: bool,
+    junit_file: str | None,
+    extra_vars: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Check every service and host; open, escalate and resolve incidents; restart within bounds.
+
+    Exit 0 healthy, 1 unhealthy, 3 unreachable host(s).
+    """
+    from .heartbeat import HeartbeatHooks
+
+    variables = parse_extra_vars(extra_vars)
+    if no_remediate:
+        variables["heartbeat_remediate"] = False
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("heartbeat.yml"),
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        extra_vars=variables,
+        event="heartbeat",
+    )
+    hooks: list[HeartbeatHooks] = []
+    outcome = execute(ctx, request, as_json, prepare=lambda recorder: hooks.append(HeartbeatHooks(recorder)))
+    watch = hooks[0]
+    record = outcome.record
+    if junit_file:
+        Path(junit_file).write_text(report.junit_xml(watch.hosts))
+    code = record.exit_code
+    if code == 0 and not watch.healthy():
+        code = 1
+    if watch.unreachable():
+        code = 3
+    if as_json:
+        payload = report.record_json(record, outcome.artifact_dir)
+        payload["exit_code"] = code
+        payload["healthy"] = watch.healthy() and not watch.unreachable()
+        payload["checks"] = [
+            dict(zip(("host", "service", "status", "detail"), row, strict=True))
+            for row in report.heartbeat_rows(watch.hosts)
+        ]
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        click.echo(report.heartbeat_table(watch.hosts))
+        for detail in record.details:
+            click.echo(f"  - {detail}")
+        click.echo(f"heartbeat: {'healthy' if code == 0 else 'UNHEALTHY'} (exit {code}), run {record.run_id}")
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("action", type=click.Choice(["start", "stop", "restart", "status"]))
+@click.argument("service")
+@inventory_option
+@limit_option
+@json_option
+@pass_ctx
+def service(
+    ctx: Context, action: str, service: str, inventory: str | None, limit: str | None, as_json: bool
+) -> None:
+    """Start, stop, restart or show one SERVICE of the catalogue on every host (or --limit)."""
+    state = {"start": "started", "stop": "stopped", "restart": "restarted", "status": "status"}[action]
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("service.yml"),
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        extra_vars={"service_name": service, "service_state": state},
+        event=f"service {action}",
+    )
+    outcome = execute(ctx, request, as_json)
+    unknown = [f for f in outcome.record.failures if f.message.startswith("unknown service:")]
+    if unknown:
+        raise BadInput(unknown[0].message)
+    if not as_json:
+        rows = report.service_rows(outcome.record)
+        if rows:
+            click.echo(
+                report.table(["HOST", "SERVICE", "BACKEND", "STATE", "PID", "UPTIME_S", "CHANGED"], rows)
+            )
+    finish(outcome, as_json, {"services": [r.result.get("service") for r in outcome.record.results]})
+
+
+@cli.group()
+def incidents() -> None:
+    """List, show, acknowledge and resolve incident records (ai-memory/incidents/)."""
+
+
+@incidents.command("list")
+@click.option("--status", type=click.Choice(["open", "acknowledged", "resolved", "active"]), help="Filter.")
+@json_option
+@pass_ctx
+def incidents_list(ctx: Context, status: str | None, as_json: bool) -> None:
+    """All incidents, oldest first."""
+    from .incidents import IncidentStore
+
+    found = IncidentStore(ctx.store).all()
+    if status == "active":
+        found = [i for i in found if i.active]
+    elif status:
+        found = [i for i in found if i.status == status]
+    if as_json:
+        click.echo(json.dumps([i.to_dict() for i in found], indent=2))
+    elif found:
+        headers = ["ID", "STATUS", "ESCALATED", "HOST", "SERVICE", "CHECK", "OPENED", "UPDATED"]
+        click.echo(report.table(headers, report.incident_rows(found)))
+    else:
+        click.echo("no incidents")
+
+
+def _incident_action(action):
+    from .incidents import IncidentError
+
+    try:
+        return action()
+    except IncidentError as exc:
+        raise BadInput(str(exc)) from None
+
+
+@incidents.command("show")
+@click.argument("incident_id")
+@json_option
+@pass_ctx
+def incidents_show(ctx: Context, incident_id: str, as_json: bool) -> None:
+    """One incident record with its timeline, diagnostics and debugging notes."""
+    from .incidents import IncidentStore
+
+    incident = _incident_action(lambda: IncidentStore(ctx.store).get(incident_id))
+    click.echo(json.dumps(incident.to_dict(), indent=2) if as_json else incident.to_markdown())
+
+
+@incidents.command("ack")
+@click.argument("incident_id")
+@click.option("--note", default="", help="Who is on it, what is known.")
+@pass_ctx
+def incidents_ack(ctx: Context, incident_id: str, note: str) -> None:
+    """Acknowledge an open incident."""
+    from .incidents import IncidentStore
+
+    incident = _incident_action(lambda: IncidentStore(ctx.store).acknowledge(incident_id, note))
+    click.echo(f"{incident.id}: {incident.status}")
+
+
+@incidents.command("resolve")
+@click.argument("incident_id")
+@click.option("--cause", default="", help="What caused it.")
+@click.option("--resolution", default="", help="What fixed it.")
+@pass_ctx
+def incidents_resolve(ctx: Context, incident_id: str, cause: str, resolution: str) -> None:
+    """Resolve an incident by hand."""
+    from .incidents import IncidentStore
+
+    incident = _incident_action(lambda: IncidentStore(ctx.store).resolve(incident_id, cause, resolution))
+    click.echo(f"{incident.id}: {incident.status}")
+
+
 @cli.group()
 def memory() -> None:
     """Read the memory store."""

@@ -169,6 +169,8 @@ class Recorder:
             started=utcnow(),
             check_mode=check_mode,
         )
+        # Controller-side settings the adapters found among the run's variables (e.g. aitbc_alert_urls).
+        self.context: dict[str, Any] = {}
         self.result_hooks: list[ResultHook] = []
         self.finish_hooks: list[FinishHook] = []
         self.events_seen = 0

@@ -123,3 +123,89 @@ def demo_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     return table(["HOST", "SERVICE", "BACKEND", "STATE", "PID", "PORT", "HEALTH"], body)
+
+
+# -- heartbeat ------------------------------------------------------------------------------------
+
+
+def heartbeat_rows(hosts: dict[str, Any]) -> list[list[str]]:
+    """HOST x SERVICE rows from HeartbeatHooks.hosts: ok, or FAIL with the first failing probe."""
+    rows = []
+    for host, report in sorted(hosts.items()):
+        if report.unreachable:
+            rows.append([host, "-", "UNREACHABLE", report.unreachable])
+            continue
+        services: dict[str, list[dict[str, Any]]] = {}
+        for probe in report.final.values():
+            services.setdefault(probe.get("service") or "host", []).append(probe)
+        restarted = {r["service"] for r in report.restarts}
+        for service, probes in sorted(services.items()):
+            failing = [p for p in probes if not p.get("ok")]
+            state = "FAIL" if failing else ("ok (restarted)" if service in restarted else "ok")
+            detail = f"{failing[0].get('name')}: {failing[0].get('detail')}" if failing else ""
+            rows.append([host, service, state, detail])
+    return rows
+
+
+def heartbeat_table(hosts: dict[str, Any]) -> str:
+    rows = heartbeat_rows(hosts)
+    return table(["HOST", "SERVICE", "STATUS", "DETAIL"], rows) if rows else "(no host reported)"
+
+
+def junit_xml(hosts: dict[str, Any], name: str = "heartbeat") -> str:
+    """One testcase per host + probe (and one per unreachable host), so CI shows every check."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name=name)
+    cases = failures = 0
+    for host, report in sorted(hosts.items()):
+        probes = [
+            ("reachable", {"ok": not report.unreachable, "detail": report.unreachable, "latency_ms": 0})
+        ]
+        probes += sorted(report.final.items())
+        for probe_name, probe in probes:
+            case = ET.SubElement(suite, "testcase", classname=host, name=probe_name)
+            case.set("time", f"{float(probe.get('latency_ms') or 0) / 1000:.3f}")
+            cases += 1
+            if not probe.get("ok"):
+                failures += 1
+                failure = ET.SubElement(case, "failure", message=str(probe.get("detail", ""))[:500])
+                failure.text = str(probe.get("detail", ""))
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def service_rows(record: RunRecord) -> list[list[str]]:
+    rows = []
+    for result in record.results_for("aitbc.ops.service"):
+        service = result.result.get("service") or {}
+        state = {True: "running", False: "stopped"}.get(service.get("active"), "-")
+        rows.append(
+            [
+                result.host,
+                str(service.get("name", "?")),
+                str(service.get("backend", "-")),
+                state,
+                str(service.get("pid") or "-"),
+                str(service.get("uptime_s") or "-"),
+                "yes" if result.result.get("changed") else "no",
+            ]
+        )
+    return rows
+
+
+def incident_rows(incidents: list[Any]) -> list[list[str]]:
+    return [
+        [
+            i.id,
+            i.status,
+            "yes" if i.escalated else "no",
+            i.host,
+            i.service,
+            i.check,
+            format_time(i.opened),
+            format_time(i.updated),
+        ]
+        for i in incidents
+    ]

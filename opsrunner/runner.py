@@ -168,7 +168,7 @@ class Runner:
         prune_artifacts(self.settings.work_dir / "artifacts", self.settings.artifact_max_age_days)
         return RunOutcome(record=record, artifact_dir=artifact_dir, status=result.status)
 
-    def _collect_secrets(self, request: RunRequest) -> Future[set[str]]:
+    def _collect_secrets(self, request: RunRequest) -> Future[tuple[set[str], dict[str, Any]]]:
         """Load vault and inventory secrets in a forked process, overlapping ansible-playbook's start-up.
 
         A process rather than a thread: loading Ansible holds the GIL for most of a second, which would
@@ -218,7 +218,7 @@ class _EventHandler:
         self,
         recorder: Recorder,
         redactor: Redactor,
-        secrets: Future[set[str]],
+        secrets: Future[tuple[set[str], dict[str, Any]]],
         on_event: Callable[[dict[str, Any]], None] | None,
         artifact_dir: Path,
     ) -> None:
@@ -235,7 +235,9 @@ class _EventHandler:
             return
         self._secrets_loaded = True
         try:
-            self.redactor.add(self.secrets.result(timeout=SECRETS_WAIT_S))
+            values, context = self.secrets.result(timeout=SECRETS_WAIT_S)
+            self.redactor.add(values)
+            self.recorder.context.update(context)
         except Exception as exc:  # noqa: BLE001 - ansible-playbook reports the same input error itself
             self.recorder.record.details.append(f"secret discovery skipped: {type(exc).__name__}")
 

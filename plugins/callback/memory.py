@@ -46,23 +46,12 @@ EXAMPLES = r"""
 """
 
 import os
-import sys
 
 from ansible import context
 from ansible.plugins.callback import CallbackBase
+from ansible_collections.aitbc.ops.plugins.plugin_utils.recorder import ensure_opsrunner
 
-
-def _import_recorder():
-    """The opsrunner package: installed, else the copy that ships at the root of this collection."""
-    try:
-        import opsrunner  # noqa: F401 pylint: disable=unused-import
-    except ImportError:
-        collection_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        if os.path.isdir(os.path.join(collection_root, "opsrunner")):
-            sys.path.append(collection_root)
-
-
-_import_recorder()
+ensure_opsrunner()
 try:
     from opsrunner.ansible_secrets import host_secrets, redactor_for_environment
     from opsrunner.memory import MemoryStore
@@ -121,7 +110,7 @@ class CallbackModule(CallbackBase):
         inventory = getattr(manager, "_inventory", None)
         if inventory is not None:
             for host in inventory.get_hosts(play.hosts):
-                self.recorder.redactor.add(host_secrets(manager, loader, play, host))
+                self.recorder.redactor.add(host_secrets(manager, loader, play, host, self.recorder.context))
         if play.check_mode or context.CLIARGS.get("check"):
             self.recorder.record.check_mode = True
         self._feed("playbook_on_play_start", play=play.get_name(), pattern=play.hosts)

@@ -182,6 +182,12 @@ options:
         result themselves (heartbeats, remediation).
     type: bool
     default: true
+  labels:
+    description:
+      - Free-form labels returned unchanged as RV(labels), for whatever consumes the results.
+      - The heartbeat role uses them to carry its thresholds to the recorder.
+    type: dict
+    default: {}
 notes:
   - The task never reports a change.
   - All probes of a task start together, so keep the number of probes per task reasonable (at most
@@ -262,6 +268,11 @@ msg:
   returned: always
   type: str
   sample: "1 of 3 probes failed: redis:127.0.0.1:6379 (connection refused)"
+labels:
+  description: The O(labels) given.
+  returned: always
+  type: dict
+  sample: {"heartbeat": "check"}
 results:
   description: One entry per probe, in the order of O(probes).
   returned: success and when a probe failed
@@ -322,6 +333,7 @@ def main():
         argument_spec=dict(
             probes=dict(type="list", elements="dict", required=True, options=argument_spec()),
             fail_on_unhealthy=dict(type="bool", default=True),
+            labels=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
@@ -329,6 +341,7 @@ def main():
         report = check_health(module.params["probes"])
     except ProbeConfigError as exc:
         module.fail_json(msg=str(exc), changed=False)
+    report["labels"] = module.params["labels"]
     if not report["healthy"] and module.params["fail_on_unhealthy"]:
         module.fail_json(changed=False, **report)
     module.exit_json(changed=False, **report)

@@ -1,0 +1,391 @@
+"""The heartbeat's controller side: from one run's probe results to incidents, escalations and alerts.
+
+The heartbeat role runs the probes of each host in one `aitbc.ops.health` call (labelled
+`heartbeat: check`), restarts what the remediation budget allows (`aitbc.ops.service`), and re-probes
+(`heartbeat: recheck`). The recorder hands those results to `HeartbeatHooks`, which applies the
+thresholds, keeps one incident per host + service + check, escalates when the restart budget is spent,
+and alerts. The same code decides the budget the role asks for before restarting (`restart_plan`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .incidents import (
+    STATE_FILE,
+    CheckState,
+    HeartbeatState,
+    Incident,
+    IncidentStore,
+    close,
+    debugging_section,
+    incident_key,
+)
+from .memory import MemoryStore, utcnow
+from .recorder import Recorder, RunRecord, TaskResult
+
+HOST_SERVICE = "host"  # probes of the host itself (disk, memory, load), and reachability
+REACHABILITY_CHECK = "reachable"
+
+
+@dataclass
+class HeartbeatConfig:
+    failure_threshold: int = 2  # consecutive failed heartbeats before an incident opens
+    success_threshold: int = 1  # consecutive healthy heartbeats before it resolves
+    max_restarts: int = 3  # restarts of one service ...
+    restart_window: int = 6  # ... within this many heartbeats
+    remediate: bool = True
+
+    @classmethod
+    def from_labels(cls, labels: dict[str, Any]) -> HeartbeatConfig:
+        known = {k: labels[k] for k in cls.__dataclass_fields__ if k in labels}
+        config = cls(**known)
+        config.remediate = str(config.remediate).lower() not in ("false", "0", "no")
+        for name in ("failure_threshold", "success_threshold", "max_restarts", "restart_window"):
+            setattr(config, name, max(1, int(getattr(config, name))))
+        return config
+
+
+@dataclass
+class Transition:
+    kind: str  # opened | escalated | resolved | restarted | restart-failed
+    incident: Incident | None
+    text: str
+
+
+@dataclass
+class HostReport:
+    """What one heartbeat saw on one host: final probe results and restarts."""
+
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # probe name -> result
+    rechecks: dict[str, dict[str, Any]] = field(default_factory=dict)  # after restarts
+    restarts: list[dict[str, Any]] = field(default_factory=list)  # {service, ok, detail}
+    diagnostics: dict[str, str] = field(default_factory=dict)  # service -> text
+    unreachable: str = ""
+
+    @property
+    def final(self) -> dict[str, dict[str, Any]]:
+        """Each probe's last result this heartbeat."""
+        return {**self.probes, **self.rechecks}
+
+
+AlertSender = Callable[[str, Incident, str], None]
+
+
+def restart_plan(
+    store: MemoryStore, host: str, failing: list[dict[str, Any]], config: HeartbeatConfig
+) -> list[str]:
+    """Services of `host` to restart now: failing for long enough to open an incident, within budget."""
+    if not config.remediate:
+        return []
+    state = HeartbeatState.load(store)
+    upcoming = state.sequence + 1
+    plan: list[str] = []
+    for probe in failing:
+        service = probe.get("service") or ""
+        if not service or service == HOST_SERVICE or service in plan:
+            continue
+        prior = state.checks.get(incident_key(host, service, probe["name"]), CheckState())
+        if prior.failures + 1 < config.failure_threshold:
+            continue
+        window_start = upcoming - config.restart_window
+        used = sum(1 for seq in state.restarts.get(f"{host}|{service}", []) if seq > window_start)
+        if used < config.max_restarts:
+            plan.append(service)
+    return plan
+
+
+class HeartbeatHooks:
+    """Recorder hooks for heartbeat runs (the runner and the memory callback register the same)."""
+
+    def __init__(
+        self, recorder: Recorder, send_alert: AlertSender | None = None, expected: bool = True
+    ) -> None:
+        """`expected`: this run is a heartbeat (its unreachable hosts count even if no probe ran)."""
+        self.recorder = recorder
+        self.send_alert = send_alert if send_alert is not None else AlertRouter(recorder)
+        self.expected = expected
+        self.hosts: dict[str, HostReport] = {}
+        self.config: HeartbeatConfig | None = None
+        self.transitions: list[Transition] = []
+        recorder.result_hooks.append(self.on_result)
+        recorder.finish_hooks.append(self.on_finish)
+
+    @property
+    def active(self) -> bool:
+        return self.expected or self.config is not None
+
+    def healthy(self) -> bool:
+        return all(
+            not r.unreachable and all(p.get("ok") for p in r.final.values()) for r in self.hosts.values()
+        )
+
+    def unreachable(self) -> list[str]:
+        return sorted(host for host, report in self.hosts.items() if report.unreachable)
+
+    def report(self, host: str) -> HostReport:
+        return self.hosts.setdefault(host, HostReport())
+
+    def on_result(self, _recorder: Recorder, result: TaskResult) -> None:
+        res = result.result
+        if result.action.endswith(".health"):
+            labels = res.get("labels") or {}
+            if "heartbeat" not in labels:
+                return
+            self.config = self.config or HeartbeatConfig.from_labels(labels)
+            target = self.report(result.host).rechecks if labels["heartbeat"] == "recheck" else None
+            target = target if target is not None else self.report(result.host).probes
+            for probe in res.get("results") or []:
+                target[probe.get("name", "?")] = probe
+        elif result.action.endswith(".service") and res.get("results"):
+            for item in res["results"]:
+                if item.get("skipped") or "service" not in item:
+                    continue
+                self.report(result.host).restarts.append(
+                    {
+                        "service": item["service"].get("name"),
+                        "ok": not item.get("failed"),
+                        "detail": item.get("msg", ""),
+                    }
+                )
+        elif result.action.endswith(".diagnostics"):
+            summary = (res.get("diagnostics") or {}).get("summary") or res.get("summary") or ""
+            for service in res.get("services_checked") or [HOST_SERVICE]:
+                self.report(result.host).diagnostics[service] = summary
+
+    def on_finish(self, recorder: Recorder, record: RunRecord) -> None:
+        if not self.active:
+            return
+        record.event = "heartbeat"
+        for failure in record.failures:
+            if failure.unreachable:
+                self.report(failure.host).unreachable = failure.message
+        store = recorder.store
+        if store is None:
+            return
+        store.ensure_layout()
+        with store.locked(STATE_FILE):
+            self.transitions = apply(
+                store, self.hosts, self.config or HeartbeatConfig(), recorder.redactor.redact_text
+            )
+        for transition in self.transitions:
+            record.details.append(transition.text)
+            if transition.incident and transition.incident.id not in record.incidents:
+                record.incidents.append(transition.incident.id)
+        for transition in self.transitions:
+            if transition.incident is not None and _alerts_on(transition):
+                self.send_alert(transition.kind, transition.incident, transition.text)
+
+
+def _alerts_on(transition: Transition) -> bool:
+    """Alerts fire on escalation, on an unreachable host, and on resolve."""
+    if transition.kind == "opened":
+        return transition.incident is not None and transition.incident.check == REACHABILITY_CHECK
+    return transition.kind in ("escalated", "resolved")
+
+
+class AlertRouter:
+    """Sends incident alerts to the run's `aitbc_alert_urls` (inventory or vault) through apprise.
+
+    A delivery that fails is recorded in the run's details, never raised.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def __call__(self, kind: str, incident: Incident, text: str) -> None:
+        urls = self.recorder.context.get("aitbc_alert_urls") or []
+        if isinstance(urls, str):
+            urls = [urls]
+        if not urls:
+            return
+        from .notify import Alert, Notifier
+
+        unreachable = incident.check == REACHABILITY_CHECK
+        alert = Alert(
+            kind="unreachable" if unreachable and kind == "opened" else kind,
+            title=f"[aitbc-ops] {kind}: {incident.summary}",
+            body=self.recorder.redactor.redact_text(_alert_body(incident, text)),
+            incident_id=incident.id,
+            host=incident.host,
+            service=incident.service,
+            severity="info" if kind == "resolved" else "critical",
+        )
+        for delivery in Notifier([str(u) for u in urls]).send(alert):
+            outcome = "sent" if delivery.ok else f"NOT sent: {delivery.error}"
+            self.recorder.record.details.append(f"alert {kind} {incident.id} to {delivery.target}: {outcome}")
+
+
+def _alert_body(incident: Incident, text: str) -> str:
+    lines = [text, "", f"Host: {incident.host}", f"Service: {incident.service}", f"Check: {incident.check}"]
+    lines += ["", "Timeline:"] + [f"- {t.text}" for t in incident.timeline[-5:]]
+    return "\n".join(lines)
+
+
+def apply(
+    store: MemoryStore,
+    hosts: dict[str, HostReport],
+    config: HeartbeatConfig,
+    redact: Callable[[str], str],
+) -> list[Transition]:
+    """One heartbeat's state transitions; the caller holds the state lock."""
+    state = HeartbeatState.load(store)
+    state.sequence += 1
+    incidents = IncidentStore(store)
+    active = incidents.active()
+    now = utcnow()
+    changes: list[Transition] = []
+    for host, report in sorted(hosts.items()):
+        # Observe the checks (may open), then the restarts, then the re-checks (may resolve).
+        for outcome in _outcomes(host, report, report.probes):
+            changes += _observe(state, incidents, store, active, host, report, outcome, config, now, redact)
+        changes += _remediation(state, host, report, active, now, redact)
+        if report.rechecks:
+            for outcome in _outcomes(host, report, report.rechecks, reachability=False):
+                changes += _observe(
+                    state, incidents, store, active, host, report, outcome, config, now, redact
+                )
+        changes += _escalations(state, host, report, active, config, now)
+    state.prune(max(config.restart_window, 1) * 4)
+    for incident in active.values():  # resolved ones too: they were active when the run began
+        incidents.save(incident)
+    state.save(store)
+    return changes
+
+
+def _outcomes(host: str, report: HostReport, probes: dict[str, dict[str, Any]], reachability: bool = True):
+    """(service, check, ok, detail) for every check of one host in one round of probes."""
+    if report.unreachable:
+        yield HOST_SERVICE, REACHABILITY_CHECK, False, f"host unreachable: {report.unreachable}"
+        return
+    if reachability:
+        yield HOST_SERVICE, REACHABILITY_CHECK, True, "reachable"
+    for name, probe in sorted(probes.items()):
+        yield probe.get("service") or HOST_SERVICE, name, bool(probe.get("ok")), str(probe.get("detail", ""))
+
+
+def _observe(state, incidents, store, active, host, report, outcome, config, now, redact) -> list[Transition]:
+    """Count one check's result; open, note or resolve its incident."""
+    service, check, ok, detail = outcome
+    key = incident_key(host, service, check)
+    checked = state.checks.setdefault(key, CheckState())
+    previous_detail = checked.last_detail
+    _count(checked, ok, detail)
+    incident = active.get(key)
+    if incident is not None and not incident.active:
+        return []
+    if ok and incident and checked.successes >= config.success_threshold:
+        return [_resolve(incident, report, service, now)]
+    if not ok and incident:
+        if detail != previous_detail:
+            incident.note(f"still failing: {redact(detail)}", now)
+        return []
+    if not ok and checked.failures >= config.failure_threshold:
+        sibling = _first(active, host, service) if service != HOST_SERVICE else None
+        if sibling is not None and sibling.active:
+            # One cause usually fails several checks of a service: one incident tells it.
+            sibling.note(f"also failing: {check}: {redact(detail)}", now)
+            return []
+        incident = _open(incidents, store, host, service, check, redact(detail), report, checked, now)
+        active[key] = incident
+        return [Transition("opened", incident, f"{incident.id} opened: {incident.summary}")]
+    return []
+
+
+def _count(checked: CheckState, ok: bool, detail: str) -> None:
+    if ok:
+        checked.successes, checked.failures = checked.successes + 1, 0
+    else:
+        checked.failures, checked.successes = checked.failures + 1, 0
+    checked.last_ok, checked.last_detail = ok, detail
+
+
+def _open(
+    incidents: IncidentStore,
+    store: MemoryStore,
+    host: str,
+    service: str,
+    check: str,
+    detail: str,
+    report: HostReport,
+    checked: CheckState,
+    now: dt.datetime,
+) -> Incident:
+    unreachable = check == REACHABILITY_CHECK
+    summary = f"{host} unreachable" if unreachable else f"{host} {check} failing"
+    incident = Incident(
+        id=incidents.new_id(now),
+        host=host,
+        service=service,
+        check=check,
+        summary=summary,
+        opened=now,
+        updated=now,
+        diagnostics=report.diagnostics.get(service) or report.diagnostics.get(HOST_SERVICE, ""),
+        debugging_notes=debugging_section(store, "host unreachable" if unreachable else service, check),
+    )
+    incident.note(f"opened after {checked.failures} failed heartbeat(s): {detail}", now)
+    incidents.save(incident)  # reserve the id before the next one is chosen
+    return incident
+
+
+def _resolve(incident: Incident, report: HostReport, service: str, now: dt.datetime) -> Transition:
+    restarted = [r for r in report.restarts if r["service"] == service and r["ok"]]
+    resolution = (
+        f"restarted {service} by the heartbeat" if restarted else "healthy again without intervention"
+    )
+    cause = incident.cause or ("service down" if restarted else "transient failure")
+    close(incident, f"resolved: {resolution}", cause=cause, resolution=resolution)
+    return Transition("resolved", incident, f"{incident.id} resolved: {incident.summary} ({resolution})")
+
+
+def _remediation(state, host, report, active, now, redact) -> list[Transition]:
+    changes = []
+    for restart in report.restarts:
+        service = restart["service"]
+        state.restarts.setdefault(f"{host}|{service}", []).append(state.sequence)
+        outcome = "healthy" if restart["ok"] else f"failed: {redact(restart['detail'])}"
+        for incident in active.values():
+            if incident.host == host and incident.service == service and incident.active:
+                incident.restarts += 1
+                incident.note(f"restarted {service}: {outcome}", now)
+        kind = "restarted" if restart["ok"] else "restart-failed"
+        changes.append(
+            Transition(kind, _first(active, host, service), f"{host}: restarted {service}: {outcome}")
+        )
+    return changes
+
+
+def _escalations(state, host, report, active, config, now) -> list[Transition]:
+    changes = []
+    for incident in active.values():
+        if incident.host != host or not incident.active or incident.escalated:
+            continue
+        if incident.check == REACHABILITY_CHECK:  # alerted when it opened; nothing to restart
+            continue
+        still_failing = not state.checks.get(incident.key, CheckState()).last_ok
+        if not still_failing:
+            continue
+        unrecoverable = incident.service == HOST_SERVICE
+        spent = state.restarts_within(host, incident.service, config.restart_window) >= config.max_restarts
+        if unrecoverable or (config.remediate and spent):
+            incident.escalated = True
+            why = (
+                "no automatic recovery for it"
+                if unrecoverable
+                else (
+                    f"{config.max_restarts} restart(s) within {config.restart_window} heartbeats did not help"
+                )
+            )
+            incident.note(f"escalated: {why}", now)
+            changes.append(
+                Transition("escalated", incident, f"{incident.id} escalated: {incident.summary} ({why})")
+            )
+    return changes
+
+
+def _first(active: dict[str, Incident], host: str, service: str) -> Incident | None:
+    return next((i for i in active.values() if i.host == host and i.service == service and i.active), None)

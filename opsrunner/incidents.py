@@ -1,0 +1,302 @@
+"""Incident records (ai-memory/incidents/) and the heartbeat state that decides them.
+
+An incident is keyed by host + service + check and deduplicated on that key: while one is not
+resolved, failures update it instead of opening another. Records are Markdown that people read and
+this module parses back; each write replaces the file atomically under the store's lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .memory import MemoryStore, atomic_write, format_time, one_line, parse_time, utcnow
+
+STATUSES = ("open", "acknowledged", "resolved")
+INCIDENT_DIR = "incidents"
+STATE_FILE = "incidents/.heartbeat-state.json"
+ID_RE = re.compile(r"^INC-\d{8}-\d{3,}$")
+FIELD_RE = re.compile(r"^- \*\*(?P<key>[A-Za-z ]+):\*\* ?(?P<value>.*)$")
+TIMELINE_RE = re.compile(r"^- (?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (?P<text>.*)$")
+
+
+class IncidentError(Exception):
+    """An unknown incident id, or a transition that makes no sense (resolving a resolved one)."""
+
+
+@dataclass
+class TimelineEntry:
+    time: dt.datetime
+    text: str
+
+
+@dataclass
+class Incident:
+    id: str
+    host: str
+    service: str
+    check: str
+    summary: str
+    status: str = "open"
+    severity: str = "critical"
+    opened: dt.datetime = field(default_factory=utcnow)
+    updated: dt.datetime = field(default_factory=utcnow)
+    resolved: dt.datetime | None = None
+    escalated: bool = False
+    restarts: int = 0
+    cause: str = ""
+    resolution: str = ""
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    diagnostics: str = ""
+    debugging_notes: str = ""
+
+    @property
+    def key(self) -> str:
+        return incident_key(self.host, self.service, self.check)
+
+    @property
+    def active(self) -> bool:
+        return self.status != "resolved"
+
+    def note(self, text: str, when: dt.datetime | None = None) -> None:
+        when = when or utcnow()
+        self.timeline.append(TimelineEntry(when, one_line(text, 600)))
+        self.updated = when
+
+    def to_markdown(self) -> str:
+        fields = [
+            ("Status", self.status),
+            ("Severity", self.severity),
+            ("Host", self.host),
+            ("Service", self.service),
+            ("Check", self.check),
+            ("Opened", format_time(self.opened)),
+            ("Updated", format_time(self.updated)),
+            ("Resolved", format_time(self.resolved) if self.resolved else "-"),
+            ("Escalated", "yes" if self.escalated else "no"),
+            ("Restarts", str(self.restarts)),
+            ("Cause", one_line(self.cause) or "-"),
+            ("Resolution", one_line(self.resolution) or "-"),
+        ]
+        lines = [f"# {self.id}: {one_line(self.summary, 200)}", ""]
+        lines += [f"- **{key}:** {value}" for key, value in fields]
+        lines += ["", "## Timeline", ""]
+        lines += [f"- {format_time(t.time)} {t.text}" for t in self.timeline]
+        if self.diagnostics:
+            lines += ["", "## Diagnostics", "", "```text", self.diagnostics.rstrip(), "```"]
+        if self.debugging_notes:
+            lines += ["", "## Debugging notes", "", self.debugging_notes.rstrip()]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_markdown(cls, text: str) -> Incident:
+        heading, _, rest = text.partition("\n")
+        incident_id, _, summary = heading.removeprefix("# ").partition(": ")
+        fields: dict[str, str] = {}
+        timeline: list[TimelineEntry] = []
+        sections = _sections(rest)
+        for line in sections.get("", "").splitlines():
+            match = FIELD_RE.match(line)
+            if match:
+                fields[match["key"]] = match["value"].strip()
+        for line in sections.get("Timeline", "").splitlines():
+            match = TIMELINE_RE.match(line)
+            if match:
+                timeline.append(TimelineEntry(parse_time(match["time"]), match["text"]))
+        diagnostics = (
+            sections.get("Diagnostics", "").strip().removeprefix("```text").removesuffix("```").strip()
+        )
+        resolved = fields.get("Resolved", "-")
+        return cls(
+            id=incident_id,
+            host=fields["Host"],
+            service=fields["Service"],
+            check=fields["Check"],
+            summary=summary,
+            status=fields["Status"],
+            severity=fields.get("Severity", "critical"),
+            opened=parse_time(fields["Opened"]),
+            updated=parse_time(fields["Updated"]),
+            resolved=None if resolved == "-" else parse_time(resolved),
+            escalated=fields.get("Escalated") == "yes",
+            restarts=int(fields.get("Restarts", "0")),
+            cause="" if fields.get("Cause", "-") == "-" else fields["Cause"],
+            resolution="" if fields.get("Resolution", "-") == "-" else fields["Resolution"],
+            timeline=timeline,
+            diagnostics=diagnostics,
+            debugging_notes=sections.get("Debugging notes", "").strip(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("opened", "updated", "resolved"):
+            data[key] = format_time(data[key]) if data[key] else None
+        data["timeline"] = [{"time": format_time(t.time), "text": t.text} for t in self.timeline]
+        return data
+
+
+def _sections(text: str) -> dict[str, str]:
+    """Level-2 sections of a record body; '' holds what precedes the first heading."""
+    sections: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            sections[current] = []
+        else:
+            sections[current].append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+def incident_key(host: str, service: str, check: str) -> str:
+    return f"{host}|{service}|{check}"
+
+
+class IncidentStore:
+    """incidents/<id>.md, one file per incident."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    @property
+    def folder(self) -> Path:
+        return self.store.path(INCIDENT_DIR)
+
+    def all(self) -> list[Incident]:
+        if not self.folder.is_dir():
+            return []
+        found = [Incident.from_markdown(p.read_text()) for p in sorted(self.folder.glob("INC-*.md"))]
+        return sorted(found, key=lambda i: (i.opened, i.id))
+
+    def get(self, incident_id: str) -> Incident:
+        if not ID_RE.match(incident_id):
+            raise IncidentError(f"not an incident id: {incident_id!r} (expected INC-YYYYMMDD-NNN)")
+        path = self.folder / f"{incident_id}.md"
+        if not path.is_file():
+            raise IncidentError(f"no such incident: {incident_id}")
+        return Incident.from_markdown(path.read_text())
+
+    def active(self) -> dict[str, Incident]:
+        """Unresolved incidents by key: the deduplication index."""
+        return {i.key: i for i in self.all() if i.active}
+
+    def save(self, incident: Incident) -> Path:
+        path = self.folder / f"{incident.id}.md"
+        with self.store.locked(f"{INCIDENT_DIR}/{incident.id}.md"):
+            atomic_write(path, incident.to_markdown())
+        return path
+
+    def new_id(self, when: dt.datetime | None = None) -> str:
+        """The next free INC-YYYYMMDD-NNN; call under the heartbeat lock."""
+        day = (when or utcnow()).strftime("%Y%m%d")
+        taken = [int(p.stem.rsplit("-", 1)[1]) for p in self.folder.glob(f"INC-{day}-*.md")]
+        return f"INC-{day}-{max(taken, default=0) + 1:03d}"
+
+    def acknowledge(self, incident_id: str, note: str = "") -> Incident:
+        with self.store.locked(STATE_FILE):
+            incident = self.get(incident_id)
+            if not incident.active:
+                raise IncidentError(f"{incident_id} is resolved; nothing to acknowledge")
+            incident.status = "acknowledged"
+            incident.note(f"acknowledged{': ' + note if note else ''}")
+            self.save(incident)
+        return incident
+
+    def resolve(
+        self, incident_id: str, cause: str = "", resolution: str = "", by: str = "operator"
+    ) -> Incident:
+        with self.store.locked(STATE_FILE):
+            incident = self.get(incident_id)
+            if not incident.active:
+                raise IncidentError(f"{incident_id} is already resolved")
+            close(incident, f"resolved by {by}", cause=cause, resolution=resolution)
+            self.save(incident)
+        return incident
+
+
+def close(incident: Incident, text: str, cause: str = "", resolution: str = "") -> None:
+    now = utcnow()
+    incident.status = "resolved"
+    incident.resolved = now
+    incident.cause = cause or incident.cause
+    incident.resolution = resolution or incident.resolution
+    incident.note(text, now)
+
+
+# -- heartbeat state -------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckState:
+    failures: int = 0  # consecutive failed heartbeats
+    successes: int = 0  # consecutive healthy heartbeats
+    last_ok: bool = True
+    last_detail: str = ""
+
+
+@dataclass
+class HeartbeatState:
+    """What thresholds and the remediation budget need from earlier heartbeats."""
+
+    sequence: int = 0
+    checks: dict[str, CheckState] = field(default_factory=dict)
+    # host|service -> heartbeat sequence numbers at which it was restarted
+    restarts: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, store: MemoryStore) -> HeartbeatState:
+        path = store.path(STATE_FILE)
+        if not path.is_file():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(
+            sequence=data.get("sequence", 0),
+            checks={key: CheckState(**value) for key, value in data.get("checks", {}).items()},
+            restarts={key: list(value) for key, value in data.get("restarts", {}).items()},
+        )
+
+    def save(self, store: MemoryStore) -> None:
+        data = {
+            "sequence": self.sequence,
+            "checks": {key: asdict(value) for key, value in sorted(self.checks.items())},
+            "restarts": self.restarts,
+        }
+        atomic_write(store.path(STATE_FILE), json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def restarts_within(self, host: str, service: str, window: int) -> int:
+        floor = self.sequence - window
+        return sum(1 for seq in self.restarts.get(f"{host}|{service}", []) if seq > floor)
+
+    def prune(self, window: int) -> None:
+        floor = self.sequence - window
+        self.restarts = {
+            k: [s for s in v if s > floor] for k, v in self.restarts.items() if any(s > floor for s in v)
+        }
+
+
+def debugging_section(store: MemoryStore, service: str, check: str) -> str:
+    """The `## <symptom>` section of failures/debugging-notes.md that best matches a failure."""
+    path = store.path("failures", "debugging-notes.md")
+    if not path.is_file():
+        return ""
+    sections = {name: body for name, body in _sections(path.read_text()).items() if name}
+    words = [w for w in (service, check.split()[0] if check else "") if w]
+    for word in words:
+        for name, body in sections.items():
+            if name.lower().startswith(word.lower()):
+                return f"### {name}\n{body.strip()}"
+    for name, body in sections.items():
+        if any(word.lower() in name.lower() for word in words):
+            return f"### {name}\n{body.strip()}"
+    return ""
+
+
+def iter_incidents(store: MemoryStore, status: str | None = None) -> Iterator[Incident]:
+    for incident in IncidentStore(store).all():
+        if status is None or incident.status == status:
+            yield incident
