@@ -179,11 +179,7 @@ def heartbeat(
     record = outcome.record
     if junit_file:
         Path(junit_file).write_text(report.junit_xml(watch.hosts))
-    code = record.exit_code
-    if code == 0 and not watch.healthy():
-        code = 1
-    if watch.unreachable():
-        code = 3
+    code = 3 if watch.unreachable() else record.exit_code
     if as_json:
         payload = report.record_json(record, outcome.artifact_dir)
         payload["exit_code"] = code

@@ -160,6 +160,8 @@ class HeartbeatHooks:
         if not self.active:
             return
         record.event = "heartbeat"
+        if record.outcome == "ok" and not self.healthy():
+            record.outcome = "unhealthy"
         for failure in record.failures:
             if failure.unreachable:
                 self.report(failure.host).unreachable = failure.message

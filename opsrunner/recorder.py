@@ -30,7 +30,7 @@ RUN_ID_ENV = "OPSRUNNER_RUN_ID"
 # Actions whose full results the recorder keeps for hooks and reports; other results are only counted.
 KEPT_ACTION_PREFIX = "aitbc.ops."
 
-OUTCOME_EXIT_CODES = {"ok": 0, "failed": 1, "error": 1, "unreachable": 3, "canceled": 130}
+OUTCOME_EXIT_CODES = {"ok": 0, "failed": 1, "unhealthy": 1, "error": 1, "unreachable": 3, "canceled": 130}
 # ansible-playbook's own codes for a parse error (4) and bad options (5) mean bad input.
 BAD_INPUT_RCS = {4, 5}
 

@@ -54,6 +54,7 @@ from ansible_collections.aitbc.ops.plugins.plugin_utils.recorder import ensure_o
 ensure_opsrunner()
 try:
     from opsrunner.ansible_secrets import host_secrets, redactor_for_environment
+    from opsrunner.heartbeat import HeartbeatHooks
     from opsrunner.memory import MemoryStore
     from opsrunner.recorder import RUN_ID_ENV, Recorder
 
@@ -100,6 +101,9 @@ class CallbackModule(CallbackBase):
         )
 
     def v2_playbook_on_start(self, playbook):
+        if self.recorder is not None:
+            # Heartbeat results open, escalate and resolve incidents here too, as under opsrunner.
+            HeartbeatHooks(self.recorder, expected=os.path.basename(playbook._file_name) == "heartbeat.yml")
         self._feed("playbook_on_start", playbook=playbook._file_name)
 
     def v2_playbook_on_play_start(self, play):
