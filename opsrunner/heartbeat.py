@@ -142,14 +142,15 @@ class HeartbeatHooks:
                 target[probe.get("name", "?")] = probe
         elif result.action.endswith(".service") and res.get("results"):
             for item in res["results"]:
-                if item.get("skipped") or "service" not in item:
+                # A failed restart may carry no `service` block: the loop item names the service.
+                name = (item.get("service") or {}).get("name") or item.get("item")
+                if item.get("skipped") or not isinstance(name, str):
                     continue
+                detail = item.get("msg", "")
+                if item.get("log_tail"):
+                    detail = f"{detail} (log: {' | '.join(map(str, item['log_tail'][-2:]))})"
                 self.report(result.host).restarts.append(
-                    {
-                        "service": item["service"].get("name"),
-                        "ok": not item.get("failed"),
-                        "detail": item.get("msg", ""),
-                    }
+                    {"service": name, "ok": not item.get("failed"), "detail": detail}
                 )
         elif result.action.endswith(".diagnostics"):
             summary = (res.get("diagnostics") or {}).get("summary") or res.get("summary") or ""

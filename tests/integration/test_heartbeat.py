@@ -1,0 +1,242 @@
+"""The heartbeat on the demo stack running on 3 real SSH test hosts.
+
+Kill a service, stop a host's sshd, break a service for good, make a check flap: each time the
+heartbeat must open (or not open) incidents, restart within bounds, escalate, alert and resolve as
+an operator would expect, and the daily memory must tell it in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+
+from opsrunner.incidents import IncidentStore
+from opsrunner.memory import MemoryStore, utcnow
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+
+
+def opsrunner(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    return subprocess.run(
+        [str(BIN / "opsrunner"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(ssh_hosts, tmp_path_factory) -> Iterator:
+    """The demo stack up on t1..t3 (each host in its own network namespace, so ports repeat)."""
+    work = tmp_path_factory.mktemp("stack")
+    up = opsrunner("demo", "up", "-i", str(ssh_hosts.inventory), cwd=work)
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield ssh_hosts
+    opsrunner("demo", "down", "-i", str(ssh_hosts.inventory), cwd=work)
+
+
+def inventory_with(
+    ssh_hosts, target: Path, group_vars: dict | None = None, host_vars: dict | None = None
+) -> Path:
+    """A copy of the test-host inventory with extra group and per-host variables."""
+    data = yaml.safe_load(Path(ssh_hosts.inventory).read_text())
+    group = data["all"]["children"]["aitbc"]
+    group.setdefault("vars", {}).update(group_vars or {})
+    for host, values in (host_vars or {}).items():
+        group["hosts"][host].update(values)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "hosts.yml").write_text(yaml.safe_dump(data))
+    (target / "group_vars").symlink_to(REPO / "inventory" / "group_vars")
+    return target
+
+
+def heartbeat(inventory: Path, cwd: Path, *extra: str) -> tuple[int, dict]:
+    done = opsrunner("heartbeat", "-i", str(inventory), "--json", *extra, cwd=cwd)
+    assert done.stdout.strip(), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def kill_service(host, service: str) -> None:
+    pid = int((host.state_dir / "run" / f"{service}.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+
+
+def test_killed_coordinator_is_detected_restarted_and_resolved(stack, tmp_path) -> None:
+    t2 = stack.host("t2")
+    kill_service(t2, "coordinator-api")
+
+    first_rc, first = heartbeat(stack.inventory, tmp_path)
+    assert first_rc == 1 and first["outcome"] == "unhealthy"
+    failing = [c for c in first["checks"] if c["status"] == "FAIL"]
+    assert [(c["host"], c["service"]) for c in failing] == [("t2", "coordinator-api")]
+    assert first["incidents"] == []  # below the failure threshold (2)
+
+    second_rc, second = heartbeat(stack.inventory, tmp_path)
+    assert second_rc == 0, second
+    [incident] = IncidentStore(MemoryStore(tmp_path / "ai-memory")).all()
+    assert (incident.host, incident.service, incident.status) == ("t2", "coordinator-api", "resolved")
+    assert incident.restarts == 1
+    assert "### coordinator-api down" in incident.debugging_notes
+    story = [e.details for e in MemoryStore(tmp_path / "ai-memory").read_daily(utcnow().date())]
+    assert story[0] == []
+    assert [line.split(":")[0] for line in story[1]] == [
+        f"{incident.id} opened",
+        "t2",
+        f"{incident.id} resolved",
+    ]
+    assert "restarted coordinator-api: healthy" in story[1][1]
+
+    third_rc, _ = heartbeat(stack.inventory, tmp_path)
+    assert third_rc == 0
+    assert len(IncidentStore(MemoryStore(tmp_path / "ai-memory")).all()) == 1
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(envelope.content.decode("utf-8", "replace"))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    with socket.socket() as probe:  # aiosmtpd's start-up check cannot use port 0
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[list[dict], int]]:
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield received, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_broken_service_escalates_once_and_alerts(stack, tmp_path, mailbox, webhook) -> None:
+    box, smtp_port = mailbox
+    posts, hook_port = webhook
+    alerts = [
+        f"mailto://127.0.0.1:{smtp_port}?from=ops@example.org&to=oncall@example.org",
+        f"json://127.0.0.1:{hook_port}/hook",
+    ]
+    t3 = stack.host("t3")
+    broken = {
+        "backend": "process",
+        "command": "/bin/sh -c 'echo cannot start >&2; exit 3'",
+        "pidfile": str(t3.state_dir / "run" / "broken-worker.pid"),
+        "log_file": str(t3.state_dir / "log" / "broken-worker.log"),
+        "probes": [{"type": "tcp", "name": "port", "port": 18099}],
+    }
+    order = [
+        "redis",
+        "coordinator-api",
+        "blockchain-node",
+        "blockchain-rpc",
+        "wallet-daemon",
+        "broken-worker",
+    ]
+    inventory = inventory_with(
+        stack,
+        tmp_path / "inv",
+        group_vars={"aitbc_alert_urls": alerts},
+        host_vars={
+            "t3": {"aitbc_service_overrides": {"broken-worker": broken}, "aitbc_service_order": order}
+        },
+    )
+    limits = ("-e", "heartbeat_failure_threshold=1", "-e", "heartbeat_max_restarts=2", "--limit", "t3")
+
+    codes = [heartbeat(inventory, tmp_path, *limits)[0] for _ in range(3)]
+    assert codes == [1, 1, 1]
+    [incident] = IncidentStore(MemoryStore(tmp_path / "ai-memory")).all()
+    assert (incident.service, incident.status, incident.escalated) == ("broken-worker", "open", True)
+    assert incident.restarts == 2, "restarts stop once the budget (2) is spent"
+    timeline = [t.text for t in incident.timeline]
+    assert sum("restarted broken-worker: failed" in t for t in timeline) == 2
+    assert sum(t.startswith("escalated") for t in timeline) == 1
+    assert len(box.messages) == 1, "one email, on escalation, not repeated"
+    assert "escalated" in box.messages[0] and incident.id in box.messages[0]
+    assert [p["title"] for p in posts] == [f"[aitbc-ops] escalated: {incident.summary}"]
+    entries = MemoryStore(tmp_path / "ai-memory").read_daily(utcnow().date())
+    assert any("alert escalated" in d and ": sent" in d for d in entries[1].details)
+
+
+def test_unreachable_host_is_an_incident_and_others_are_checked(stack, tmp_path, webhook) -> None:
+    posts, hook_port = webhook
+    inventory = inventory_with(
+        stack, tmp_path / "inv", group_vars={"aitbc_alert_urls": [f"json://127.0.0.1:{hook_port}/hook"]}
+    )
+    stack.stop_sshd("t1")
+    try:
+        rc, result = heartbeat(inventory, tmp_path, "-e", "heartbeat_failure_threshold=1")
+    finally:
+        stack.start_sshd("t1")
+    assert rc == 3, result
+    rows = {(c["host"], c["status"]) for c in result["checks"]}
+    assert ("t1", "UNREACHABLE") in rows
+    assert {host for host, status in rows if status == "ok"} == {"t2", "t3"}
+    [incident] = IncidentStore(MemoryStore(tmp_path / "ai-memory")).all()
+    assert (incident.host, incident.check, incident.summary) == ("t1", "reachable", "t1 unreachable")
+    assert "### host unreachable" in incident.debugging_notes
+    assert [p["title"] for p in posts] == ["[aitbc-ops] opened: t1 unreachable"]
+
+    rc, _ = heartbeat(inventory, tmp_path, "-e", "heartbeat_failure_threshold=1")
+    assert rc == 0
+    assert IncidentStore(MemoryStore(tmp_path / "ai-memory")).get(incident.id).status == "resolved"
+    assert posts[-1]["title"] == "[aitbc-ops] resolved: t1 unreachable"
+
+
+def test_flapping_check_opens_no_incident_below_threshold(stack, tmp_path) -> None:
+    flag = tmp_path / "flappy.pid"
+    flappy = {"backend": "process", "command": "/bin/true", "pidfile": str(flag),
+              "probes": [{"type": "process", "name": "alive", "pidfile": str(flag)}]}  # fmt: skip
+    order = ["redis", "coordinator-api", "blockchain-node", "blockchain-rpc", "wallet-daemon", "flappy"]
+    inventory = inventory_with(
+        stack,
+        tmp_path / "inv",
+        host_vars={"t2": {"aitbc_service_overrides": {"flappy": flappy}, "aitbc_service_order": order}},
+    )
+    codes = []
+    for beat in range(4):
+        if beat % 2:
+            flag.write_text(f"{os.getpid()}\n")  # a live pid: the check passes
+        else:
+            flag.unlink(missing_ok=True)  # fails on every other heartbeat
+        codes.append(heartbeat(inventory, tmp_path, "--limit", "t2")[0])
+    assert codes == [1, 0, 1, 0]
+    assert IncidentStore(MemoryStore(tmp_path / "ai-memory")).all() == []
