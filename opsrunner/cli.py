@@ -303,6 +303,30 @@ def incidents_resolve(ctx: Context, incident_id: str, cause: str, resolution: st
 
 
 @cli.group()
+def logs() -> None:
+    """Review service logs."""
+
+
+@logs.command("review")
+@inventory_option
+@limit_option
+@json_option
+@pass_ctx
+def logs_review(ctx: Context, inventory: str | None, limit: str | None, as_json: bool) -> None:
+    """Count errors and warnings per service since the last review (a cursor per log); write the summary to
+    the daily memory and propose new error signatures in failures/proposed-signatures.md."""
+    from .logreview import review_hooks
+
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("logs_review.yml"),
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        event="log review",
+    )
+    finish(execute(ctx, request, as_json, prepare=review_hooks), as_json)
+
+
+@cli.group()
 def memory() -> None:
     """Read the memory store."""
 

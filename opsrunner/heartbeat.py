@@ -152,10 +152,9 @@ class HeartbeatHooks:
                 self.report(result.host).restarts.append(
                     {"service": name, "ok": not item.get("failed"), "detail": detail}
                 )
-        elif result.action.endswith(".diagnostics"):
-            summary = (res.get("diagnostics") or {}).get("summary") or res.get("summary") or ""
-            for service in res.get("services_checked") or [HOST_SERVICE]:
-                self.report(result.host).diagnostics[service] = summary
+        elif result.action.endswith(".diagnostics") and res.get("summary"):
+            # One bundle per host, taken while its checks failed; every incident opened there gets it.
+            self.report(result.host).diagnostics[HOST_SERVICE] = str(res["summary"])
 
     def on_finish(self, recorder: Recorder, record: RunRecord) -> None:
         if not self.active:

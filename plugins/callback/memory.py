@@ -55,6 +55,7 @@ ensure_opsrunner()
 try:
     from opsrunner.ansible_secrets import host_secrets, redactor_for_environment
     from opsrunner.heartbeat import HeartbeatHooks
+    from opsrunner.logreview import review_hooks
     from opsrunner.memory import MemoryStore
     from opsrunner.recorder import RUN_ID_ENV, Recorder
 
@@ -104,6 +105,7 @@ class CallbackModule(CallbackBase):
         if self.recorder is not None:
             # Heartbeat results open, escalate and resolve incidents here too, as under opsrunner.
             HeartbeatHooks(self.recorder, expected=os.path.basename(playbook._file_name) == "heartbeat.yml")
+            review_hooks(self.recorder)
         self._feed("playbook_on_start", playbook=playbook._file_name)
 
     def v2_playbook_on_play_start(self, play):
