@@ -9,10 +9,16 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 .PHONY: demo test setup deb-deps lint sanity clean demo-down
 
+# The main job on the embedded default (inventory/local.yml): start the demo stack, run the heartbeat,
+# kill the coordinator, and watch the next heartbeat open an incident, restart it and resolve it.
 demo: setup
 	$(BIN)/opsrunner demo up
-	$(BIN)/opsrunner run ping
-	$(BIN)/opsrunner memory show --last 2
+	$(BIN)/opsrunner heartbeat
+	@echo "--- kill -9 coordinator-api, then the next heartbeat (incidents open at the first failure here)"
+	kill -9 $$(cat .state/demo/run/coordinator-api.pid)
+	$(BIN)/opsrunner heartbeat -e heartbeat_failure_threshold=1
+	$(BIN)/opsrunner incidents list
+	$(BIN)/opsrunner memory show --last 3
 
 demo-down: setup
 	$(BIN)/opsrunner demo down
