@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nspawn import systemd_host_fixture as systemd_host_fixture  # the shared systemd host (nspawn)
 from testhosts import SSHD, HostPool, create_hosts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

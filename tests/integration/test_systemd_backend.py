@@ -1,0 +1,241 @@
+"""The systemd backend of aitbc.ops.service and the aitbc.ops.systemd_units role, on a real systemd host:
+Debian booted as PID 1 under systemd-nspawn (nspawn.py), reached over real SSH with the repository's
+ansible.cfg. The role installs the catalogue as aitbc-<service>.service units; the module then controls
+aitbc-coordinator-api.service through systemctl and reads its journal."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from nspawn import SystemdHost
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+UNIT = "aitbc-coordinator-api.service"
+COORDINATOR_HEALTH = "http://127.0.0.1:18011/health"
+HEADER = re.compile(r"^(?P<host>\S+) \| (?P<status>[A-Z]+!?) => ", re.MULTILINE)
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+ANSIBLE_TIMEOUT = 300
+
+
+# --------------------------------------------------------------------------- running Ansible
+
+
+@dataclass
+class Play:
+    rc: int
+    changed: int
+    failed: int
+    stdout: str
+
+
+def playbook(env: dict[str, str], host: SystemdHost, path: Path, *extra: str) -> Play:
+    argv = [str(BIN / "ansible-playbook"), "-i", str(host.inventory), str(path), *extra]
+    proc = subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=ANSIBLE_TIMEOUT, stdin=subprocess.DEVNULL
+    )
+    out = proc.stdout + proc.stderr
+    recap = {m["host"]: m for m in RECAP.finditer(proc.stdout)}
+    assert host.name in recap, f"no recap for {host.name} (rc {proc.returncode}):\n{out}"
+    row = recap[host.name]
+    return Play(proc.returncode, int(row["changed"]), int(row["failed"]), out)
+
+
+def service(env: dict[str, str], host: SystemdHost, **args: object) -> tuple[str, dict]:
+    """`ansible HOST -m aitbc.ops.service -a JSON`: (status word, result)."""
+    args = {"name": "coordinator-api", "unit": UNIT, "backend": "systemd", **args}
+    argv = [str(BIN / "ansible"), host.name, "-i", str(host.inventory), "-m", "aitbc.ops.service"]
+    proc = subprocess.run(
+        [*argv, "-a", json.dumps(args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=ANSIBLE_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    match = HEADER.search(proc.stdout)
+    assert match, f"no result (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    result, _end = json.JSONDecoder().raw_decode(proc.stdout, match.end())
+    return match["status"], result
+
+
+def unit_props(host: SystemdHost, unit: str = UNIT) -> dict[str, str]:
+    out = host.run(f"systemctl show {unit} -p ActiveState,SubState,MainPID,Result", check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def ensure(host: SystemdHost, action: str, unit: str = UNIT) -> None:
+    """Set a precondition with systemctl itself (not the module under test)."""
+    host.run(f"systemctl {action} {unit}", check=True)
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+HEALTH = {
+    "probes": [{"type": "http", "name": "coordinator health", "url": COORDINATOR_HEALTH}],
+    "timeout": 20,
+    "interval": 0.2,
+}
+
+
+# --------------------------------------------------------------------------- the role
+
+
+@pytest.fixture(scope="module")
+def role_runs(
+    systemd_host: SystemdHost, ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Play]:
+    """Apply aitbc.ops.systemd_units three times: --check on the fresh host, for real, then again."""
+    book = tmp_path_factory.mktemp("systemd-units") / "units.yml"
+    play = [
+        {"name": "AITBC units", "hosts": "aitbc", "gather_facts": False, "roles": ["aitbc.ops.systemd_units"]}
+    ]
+    book.write_text(yaml.safe_dump(play, sort_keys=False))
+    runs: dict[str, Play] = {}
+    runs["check"] = playbook(ansible_env, systemd_host, book, "--check")
+    runs["check_left"] = Play(
+        0, 0, 0, systemd_host.run("ls /etc/systemd/system/aitbc-* /opt/aitbc 2>&1").stdout
+    )
+    runs["first"] = playbook(ansible_env, systemd_host, book)
+    runs["second"] = playbook(ansible_env, systemd_host, book)
+    runs["second_check"] = playbook(ansible_env, systemd_host, book, "--check", "--diff")
+    return runs
+
+
+def test_role_check_mode_on_fresh_host_changes_nothing(role_runs: dict[str, Play]) -> None:
+    check = role_runs["check"]
+    assert check.rc == 0 and check.failed == 0, check.stdout
+    assert check.changed > 0, check.stdout  # it reports what it would do
+    assert "No such file" in role_runs["check_left"].stdout, role_runs["check_left"].stdout
+
+
+def test_role_installs_and_starts_every_unit(role_runs: dict[str, Play], systemd_host: SystemdHost) -> None:
+    first = role_runs["first"]
+    assert first.rc == 0 and first.failed == 0 and first.changed > 0, first.stdout
+    names = ["redis", "coordinator-api", "blockchain-node", "blockchain-rpc", "wallet-daemon"]
+    units = " ".join(f"aitbc-{n}.service" for n in names)
+    active = systemd_host.run(f"systemctl is-active {units}").stdout.split()
+    assert active == ["active"] * len(names), active
+    enabled = systemd_host.run(f"systemctl is-enabled {units}").stdout.split()
+    assert enabled == ["enabled"] * len(names), enabled
+    unit = systemd_host.run(f"systemctl cat {UNIT}", check=True).stdout
+    assert "ExecStart=/usr/bin/python3 /opt/aitbc/demo/aitbc_demo.py coordinator --port 18011" in unit
+    assert 'Environment="APP_ENV=demo"' in unit and "Restart=no" in unit
+    assert "StandardOutput=append:/opt/aitbc/log/coordinator-api.log" in unit
+    health = systemd_host.run(
+        f"python3 -c \"import urllib.request as u; print(u.urlopen('{COORDINATOR_HEALTH}').read().decode())\""
+    )
+    assert json.loads(health.stdout)["status"] == "ok", health
+
+
+def test_role_is_idempotent(role_runs: dict[str, Play]) -> None:
+    for run in ("second", "second_check"):
+        play = role_runs[run]
+        assert play.rc == 0 and play.failed == 0 and play.changed == 0, play.stdout
+
+
+# --------------------------------------------------------------------------- the module's systemd backend
+
+
+def test_status_reports_the_main_pid(
+    role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
+) -> None:
+    ensure(systemd_host, "start")
+    status, result = service(ansible_env, systemd_host, state="status")
+    assert status == "SUCCESS" and not result["changed"], result
+    svc = result["service"]
+    assert svc["backend"] == "systemd" and svc["active"] is True and svc["detail"] == "active/running", svc
+    assert svc["pid"] == int(unit_props(systemd_host)["MainPID"]) > 1
+    assert svc["uptime_s"] is not None and svc["uptime_s"] >= 0
+
+
+def test_stop_then_stop_again(role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env) -> None:
+    ensure(systemd_host, "start")
+    status, result = service(ansible_env, systemd_host, state="stopped")
+    assert status == "CHANGED" and result["changed"], result
+    assert result["service"]["active"] is False and result["service"]["pid"] is None
+    assert unit_props(systemd_host)["ActiveState"] == "inactive"
+    status, result = service(ansible_env, systemd_host, state="stopped")
+    assert status == "SUCCESS" and not result["changed"], result
+    assert result["msg"] == "coordinator-api is already stopped"
+
+
+def test_start_waits_until_healthy(
+    role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
+) -> None:
+    ensure(systemd_host, "stop")
+    status, result = service(ansible_env, systemd_host, state="started", wait_healthy=HEALTH)
+    assert status == "CHANGED" and result["service"]["active"], result
+    assert [p["ok"] for p in result["probes"]] == [True], result["probes"]
+    assert unit_props(systemd_host)["SubState"] == "running"
+    status, result = service(ansible_env, systemd_host, state="started")
+    assert status == "SUCCESS" and not result["changed"], result
+
+
+def test_restart_changes_the_pid(role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env) -> None:
+    ensure(systemd_host, "start")
+    before = int(unit_props(systemd_host)["MainPID"])
+    status, result = service(ansible_env, systemd_host, state="restarted", wait_healthy=HEALTH)
+    assert status == "CHANGED", result
+    assert result["service"]["pid"] not in (None, before), (before, result["service"])
+    assert result["service"]["pid"] == int(unit_props(systemd_host)["MainPID"])
+
+
+def test_auto_backend_picks_systemd(
+    role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
+) -> None:
+    status, result = service(ansible_env, systemd_host, backend="auto", state="status")
+    assert status == "SUCCESS" and result["service"]["backend"] == "systemd", result
+
+
+def test_kill_9_is_seen_as_failed_and_remediated(
+    role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
+) -> None:
+    ensure(systemd_host, "start")
+    main_pid = int(unit_props(systemd_host)["MainPID"])
+    # From outside the container: SIGKILL the service's main process by its PID on the controller.
+    subprocess.run(["kill", "-9", str(systemd_host.host_pid(main_pid))], check=True)
+    assert wait_for(lambda: unit_props(systemd_host)["ActiveState"] == "failed"), unit_props(systemd_host)
+    status, result = service(ansible_env, systemd_host, state="status")
+    assert status == "SUCCESS" and result["service"]["active"] is False, result
+    assert result["service"]["detail"] == "failed/failed" and result["service"]["pid"] is None
+    assert unit_props(systemd_host)["Result"] == "signal"
+    # Restart=no left it down; the module's `started` is the remediation.
+    status, result = service(ansible_env, systemd_host, state="started", wait_healthy=HEALTH)
+    assert status == "CHANGED" and result["service"]["active"], result
+
+
+def test_journal_is_readable_and_feeds_log_tail(
+    role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
+) -> None:
+    journal = systemd_host.ssh(f"journalctl -u {UNIT} --no-pager -n 50")
+    assert journal.returncode == 0 and "Started aitbc-coordinator-api.service" in journal.stdout, journal
+    # A health wait that cannot pass fails with the unit's journal as log_tail (the backend's logs()).
+    bad = {
+        "probes": [{"type": "http", "name": "nothing there", "url": "http://127.0.0.1:9/health"}],
+        "timeout": 1,
+        "interval": 0.2,
+    }
+    ensure(systemd_host, "stop")
+    status, result = service(ansible_env, systemd_host, state="started", wait_healthy=bad)
+    assert status == "FAILED!" and "not healthy" in result["msg"], result
+    assert any("aitbc-coordinator-api.service" in line for line in result["log_tail"]), result["log_tail"]
