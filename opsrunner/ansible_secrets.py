@@ -123,7 +123,9 @@ def secrets_from_playbook(
     found: set[str] = set()
     context: dict[str, Any] = {}
     for play in play_headers(Path(playbook), loader, variables):
-        for host in manager.get_hosts(play.hosts):
+        # A templated pattern is only known inside the run: every host is a safe superset.
+        pattern = "all" if "{{" in str(play.hosts) else play.hosts
+        for host in manager.get_hosts(pattern):
             found |= set(host_secrets(variables, loader, play, host, context))
     return found, context
 

@@ -326,6 +326,44 @@ def logs_review(ctx: Context, inventory: str | None, limit: str | None, as_json:
     finish(execute(ctx, request, as_json, prepare=review_hooks), as_json)
 
 
+@cli.command()
+@click.argument("action", type=click.Choice(["install", "remove", "show"]))
+@click.option("--backend", type=click.Choice(["auto", "systemd", "cron"]), default="auto", show_default=True)
+@inventory_option
+@json_option
+@pass_ctx
+def schedule(ctx: Context, action: str, backend: str, inventory: str | None, as_json: bool) -> None:
+    """Install, remove or show the periodic jobs: the heartbeat every 30 minutes and the daily log review
+    (systemd timers where the host runs systemd, else cron entries)."""
+    import shutil
+
+    state = {"install": "present", "remove": "absent", "show": "show"}[action]
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("schedule.yml"),
+        inventory=ctx.inventory_path(inventory),
+        extra_vars={
+            "schedule_state": state,
+            "schedule_backend": backend,
+            "schedule_workdir": os.getcwd(),
+            "schedule_opsrunner": shutil.which("opsrunner") or str(Path(sys.argv[0]).resolve()),
+            "schedule_memory_dir": str(ctx.settings.memory_dir),
+        },
+        event=f"schedule {action}",
+    )
+    shown: list[str] = []
+
+    def collect(event: dict[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and data.get("task") == "Report the installed jobs":
+            message = (data.get("res") or {}).get("msg")
+            shown.extend(message if isinstance(message, list) else [str(message)])
+
+    outcome = Runner(ctx.settings, ctx.store).run(request, on_event=collect)
+    if shown and not as_json:
+        click.echo("\n".join(shown))
+    finish(outcome, as_json, {"jobs": shown})
+
+
 @cli.group()
 def memory() -> None:
     """Read the memory store."""
