@@ -14,7 +14,6 @@ CLI (prebuild the cached rootfs, e.g. from a Makefile):  python tests/integratio
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -29,12 +28,7 @@ from pathlib import Path
 import pytest
 from testhosts import _alive, _cmdline, _descendants, _kill_all
 
-CACHE_DIR = Path("/var/cache/aitbc-ops")
-# Ours alone: rootfs-bookworm beside it belongs to the systemd-nspawn hosts and is never touched here.
-ROOTFS = CACHE_DIR / "rootfs-docker"
 IMAGE = "aitbc-base:test"
-SUITE = "bookworm"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 START_TIMEOUT = 30.0
 # Left out of the image: the tests need python3 and a shell, not docs or apt indexes.
 IMPORT_EXCLUDES = (
@@ -53,39 +47,17 @@ class DockerUnavailable(RuntimeError):
 # --------------------------------------------------------------------------- the rootfs
 
 
-def apt_mirror() -> str:
-    """The Debian mirror apt uses here (deb822 `URIs:` or one-line `deb URL bookworm`), not -security."""
-    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-    for path in files:
-        with contextlib.suppress(OSError):
-            text = path.read_text()
-            for url in re.findall(r"^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(\S+)", text, re.MULTILINE):
-                if url.rstrip("/").endswith("/debian"):
-                    return url
-    return DEFAULT_MIRROR
-
-
-def ensure_rootfs(path: Path = ROOTFS) -> Path:
-    """Build the cached rootfs once (debootstrap to a temp dir, then rename, under a lock)."""
-    if path.is_dir():
+def ensure_rootfs(path: Path | None = None) -> Path:
+    """The Debian rootfs the image is imported from: the systemd host's cached one (it has python3),
+    so a fresh machine runs debootstrap once for both, not twice."""
+    if path is not None and path.is_dir():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f"{path.name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent session builds it only once
-        if path.is_dir():
-            return path
-        if shutil.which("debootstrap") is None:
-            raise DockerUnavailable(f"building {path} needs debootstrap (apt-get install debootstrap)")
-        tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.tmp-", dir=path.parent))
-        argv = ["debootstrap", "--variant=minbase", "--include=python3", SUITE, str(tmp), apt_mirror()]
-        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-        if proc.returncode != 0 or not (tmp / "usr/bin/python3").exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-            raise DockerUnavailable(f"debootstrap failed (rc {proc.returncode}): {' | '.join(tail)}")
-        tmp.chmod(0o755)  # mkdtemp makes it 0700; this becomes the container's /
-        tmp.rename(path)
-    return path
+    import nspawn  # the sibling test helper that builds and caches the rootfs
+
+    try:
+        return nspawn.ensure_rootfs()
+    except nspawn.Unavailable as exc:
+        raise DockerUnavailable(f"no rootfs to import: {exc}") from None
 
 
 # --------------------------------------------------------------------------- the engine
@@ -267,7 +239,7 @@ def unavailable() -> str | None:
     return None
 
 
-def start_engine(rootfs: Path = ROOTFS) -> DockerEngine:
+def start_engine(rootfs: Path | None = None) -> DockerEngine:
     """A running private dockerd with IMAGE imported; raises DockerUnavailable with the reason if not."""
     reason = unavailable()
     if reason:

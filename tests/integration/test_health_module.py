@@ -350,7 +350,7 @@ def test_ansible_doc(ansible_env: dict[str, str]) -> None:
         env=ansible_env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     doc = json.loads(raw)["aitbc.ops.health"]["doc"]
-    assert set(doc["options"]) == {"probes", "fail_on_unhealthy"}
+    assert set(doc["options"]) == {"probes", "fail_on_unhealthy", "labels"}
     documented = doc["options"]["probes"]["suboptions"]
     spec = argument_spec()
     assert set(documented) == set(spec)
