@@ -444,7 +444,8 @@ def review_journal(
             argv, stdout=subprocess.PIPE, stderr=errfile, stdin=subprocess.DEVNULL, env=_c_locale()
         )
         try:
-            assert proc.stdout is not None
+            if proc.stdout is None:  # Popen with stdout=PIPE always sets it; keeps type checkers honest
+                raise RuntimeError("journalctl produced no output pipe")
             for raw in proc.stdout:
                 if count >= max_lines:
                     out["more"] = True

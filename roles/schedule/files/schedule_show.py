@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Report the jobs aitbc.ops.schedule installed on this host, on both backends. Changes nothing.
 
 Prints one JSON object: {"jobs": [{job, backend, unit, schedule, next, last, state, command}],
