@@ -31,6 +31,8 @@ import subprocess
 import threading
 import time
 
+from ansible_collections.aitbc.ops.plugins.module_utils.procfs import CLK_TCK, parse_btime, parse_stat
+
 SECTIONS = ("load", "cpu", "memory", "disk", "sockets", "processes", "logs", "restarts")
 SERVICE_SECTIONS = ("processes", "logs", "restarts")
 
@@ -95,10 +97,7 @@ STATE_NAMES = {
     "W": "paging",
 }
 
-try:
-    _CLK_TCK = os.sysconf("SC_CLK_TCK")
-except (AttributeError, ValueError, OSError):  # pragma: no cover - not Linux
-    _CLK_TCK = 100
+_CLK_TCK = CLK_TCK
 
 
 class DiagnosticsError(ValueError):
@@ -240,24 +239,6 @@ def parse_cpu_line(text):
             total = user + nice + system + idle + iowait + irq + softirq + steal
             return total - idle - iowait, iowait, steal, total
     raise ValueError("no cpu line in /proc/stat")
-
-
-def parse_stat(raw):
-    """/proc/PID/stat text -> selected fields, or None when malformed."""
-    # comm is in parentheses and may contain spaces or parentheses: split at the last ')'.
-    head, _paren, rest = raw.rpartition(")")
-    fields = rest.split()
-    if len(fields) < 22:
-        return None
-    return {
-        "comm": head.partition("(")[2],
-        "state": fields[0],
-        "ppid": int(fields[1]),
-        "utime": int(fields[11]),
-        "stime": int(fields[12]),
-        "threads": int(fields[17]),
-        "starttime": int(fields[19]),
-    }
 
 
 def decode_address(hexaddr):
@@ -520,10 +501,7 @@ class Collector:
         return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
 
     def _boot_time(self):
-        for line in self._read("stat").splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-        raise ValueError("no btime in /proc/stat")
+        return parse_btime(self._read("stat"))
 
     def _user(self, uid):
         if uid not in self._users:

@@ -31,6 +31,8 @@ import ssl
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+from ansible_collections.aitbc.ops.plugins.module_utils.procfs import read_cmdline, read_stat
+
 DEFAULT_TIMEOUT = 5.0
 # How long the runner waits past a probe's deadline for the probe to report its own timeout.
 DEADLINE_GRACE = 0.25
@@ -677,22 +679,12 @@ class RedisProbe(Probe):
 
 def _proc_stat(pid):
     """(comm, state, ppid) from /proc/PID/stat, or None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read().decode("utf-8", "replace")
-    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
-        return None
-    comm = raw[raw.find("(") + 1 : raw.rfind(")")]
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return comm, fields[0], int(fields[1])
+    stat = read_stat(pid)
+    return None if stat is None else (stat["comm"], stat["state"], stat["ppid"])
 
 
 def _proc_cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
+    return " ".join(read_cmdline(pid))
 
 
 def _own_lineage():

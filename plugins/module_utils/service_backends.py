@@ -35,6 +35,13 @@ from dataclasses import dataclass, field
 # The probes engine (module_utils/probes.py) is optional: without it, wait_healthy falls back to
 # builtin_run_probes. Its API: build_probes(list[dict]) -> probe objects (raises ValueError on bad
 # definitions), run_probes(probes) -> list of {name, ok, detail, ...}.
+from ansible_collections.aitbc.ops.plugins.module_utils.procfs import (
+    CLK_TCK,
+    boot_time,
+    read_cmdline,
+    read_stat,
+)
+
 try:
     from ansible_collections.aitbc.ops.plugins.module_utils.probes import run_probes as _run_probes
 except ImportError:
@@ -63,7 +70,6 @@ _SHELL_BUILTIN_WORDS = (
 _SHELL_BUILTINS = frozenset(_SHELL_BUILTIN_WORDS.split())
 # How dash reports a missing program: "/bin/sh: 1: foo: not found".
 _SH_NOT_FOUND = re.compile(r"^(?:/bin/)?sh: \d+: (.+): not found$")
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _CMD_TIMEOUT = 120
 
 
@@ -176,24 +182,7 @@ def _tail_text(text: str, n: int) -> list[str]:
 
 def proc_stat(pid: int) -> dict | None:
     """Selected fields of /proc/PID/stat, or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    # comm is in parentheses and may itself contain spaces or parentheses: split at the last ')'.
-    head, _paren, rest = raw.rpartition(")")
-    fields = rest.split()
-    if len(fields) < 20:
-        return None
-    return {
-        "comm": head.partition("(")[2],
-        "state": fields[0],
-        "ppid": int(fields[1]),
-        "pgrp": int(fields[2]),
-        "session": int(fields[3]),
-        "starttime": int(fields[19]),  # field 22 of stat, clock ticks after boot
-    }
+    return read_stat(pid)
 
 
 def pid_alive(pid: int) -> bool:
@@ -203,22 +192,14 @@ def pid_alive(pid: int) -> bool:
 
 
 def proc_cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            raw = fh.read()
-    except OSError:
-        return []
-    if raw.endswith(b"\0"):
-        raw = raw[:-1]
-    return [arg.decode("utf-8", "replace") for arg in raw.split(b"\0")] if raw else []
+    return read_cmdline(pid)
 
 
 def _boot_time() -> float:
-    with open("/proc/stat") as fh:
-        for line in fh:
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    raise ServiceError("cannot read btime from /proc/stat")
+    try:
+        return boot_time()
+    except (OSError, ValueError) as exc:
+        raise ServiceError(f"cannot read btime from /proc/stat: {exc}") from None
 
 
 def _uptime_since_boot() -> float:
@@ -231,7 +212,7 @@ def proc_uptime(pid: int) -> float | None:
     st = proc_stat(pid)
     if st is None:
         return None
-    started_after_boot = st["starttime"] / _CLK_TCK
+    started_after_boot = st["starttime"] / CLK_TCK
     try:
         return round(max(0.0, _uptime_since_boot() - started_after_boot), 1)
     except OSError:
@@ -240,7 +221,7 @@ def proc_uptime(pid: int) -> float | None:
 
 def proc_start_epoch(pid: int) -> float | None:
     st = proc_stat(pid)
-    return None if st is None else _boot_time() + st["starttime"] / _CLK_TCK
+    return None if st is None else _boot_time() + st["starttime"] / CLK_TCK
 
 
 def group_alive(pgid: int) -> bool:
