@@ -132,15 +132,14 @@ options:
     description:
       - After V(started), V(restarted) or V(reloaded), poll health probes until all pass or the timeout
         expires. The task then fails with the detail of a failing probe.
-      - Probes are run by C(run_probes) of the collection's C(probes) module_utils when it is installed,
-        otherwise by a built-in subset that accepts C({url, status}) HTTP GET checks and C({host, port})
-        TCP checks.
+      - Probes are written as for M(aitbc.ops.health), each with its C(type) (V(http), V(tcp), V(redis),
+        V(process), ...), and run by the same probe engine.
       - Skipped in check mode.
     type: dict
     suboptions:
       probes:
         description:
-          - List of probe definitions. Each may have a C(name).
+          - Probe definitions as M(aitbc.ops.health) takes them; C(type) is required in each.
         type: list
         elements: dict
         required: true
@@ -179,6 +178,7 @@ EXAMPLES = r"""
     wait_healthy:
       probes:
         - name: coordinator health
+          type: http
           url: "{{ aitbc_services['coordinator-api'].url }}/health"
       timeout: 30
 
