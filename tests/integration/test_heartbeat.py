@@ -240,3 +240,60 @@ def test_flapping_check_opens_no_incident_below_threshold(stack, tmp_path) -> No
         codes.append(heartbeat(inventory, tmp_path, "--limit", "t2")[0])
     assert codes == [1, 0, 1, 0]
     assert IncidentStore(MemoryStore(tmp_path / "ai-memory")).all() == []
+
+
+def test_service_cli_across_hosts(stack, tmp_path) -> None:
+    status = opsrunner("service", "status", "redis", "-i", str(stack.inventory), "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    services = json.loads(status.stdout)["services"]
+    assert len(services) == 3 and all(s["active"] for s in services)
+
+    old_pid = int((stack.host("t1").state_dir / "run" / "wallet-daemon.pid").read_text())
+    restart = opsrunner(
+        "service", "restart", "wallet-daemon", "-i", str(stack.inventory), "--limit", "t1", cwd=tmp_path
+    )
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert int((stack.host("t1").state_dir / "run" / "wallet-daemon.pid").read_text()) != old_pid
+    assert "t1" in restart.stdout and "t2" not in restart.stdout
+
+    unknown = opsrunner("service", "stop", "no-such-service", "-i", str(stack.inventory), cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().startswith("opsrunner: error: unknown service: no-such-service (known:")
+
+
+def test_incident_ack_and_manual_resolve(stack, tmp_path) -> None:
+    kill_service(stack.host("t3"), "blockchain-rpc")
+    beats = ("-e", "heartbeat_failure_threshold=1", "--no-remediate", "--limit", "t3")
+    assert heartbeat(stack.inventory, tmp_path, *beats)[0] == 1
+    [incident] = IncidentStore(MemoryStore(tmp_path / "ai-memory")).all()
+    assert incident.status == "open" and incident.restarts == 0, "--no-remediate restarts nothing"
+    assert opsrunner("incidents", "ack", incident.id, "--note", "looking", cwd=tmp_path).returncode == 0
+    why = ("--cause", "rpc killed", "--resolution", "restarted by hand")
+    done = opsrunner("incidents", "resolve", incident.id, *why, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    resolved = IncidentStore(MemoryStore(tmp_path / "ai-memory")).get(incident.id)
+    assert (resolved.status, resolved.cause, resolved.resolution) == (
+        "resolved",
+        "rpc killed",
+        "restarted by hand",
+    )
+    again = opsrunner("incidents", "resolve", incident.id, cwd=tmp_path)
+    assert again.returncode == 2 and "already resolved" in again.stderr
+    assert opsrunner("incidents", "show", "INC-1", cwd=tmp_path).returncode == 2
+    restart = opsrunner(
+        "service", "start", "blockchain-rpc", "-i", str(stack.inventory), "--limit", "t3", cwd=tmp_path
+    )
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+
+
+def test_logs_review_cli(stack, tmp_path) -> None:
+    log = stack.host("t2").state_dir / "log" / "coordinator-api.log"
+    with log.open("a") as handle:
+        handle.write("2026-11-23T10:00:00Z ERROR database is locked (attempt 3)\n")
+    done = opsrunner("logs", "review", "-i", str(stack.inventory), "--limit", "t2", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [entry] = MemoryStore(tmp_path / "ai-memory").read_daily(utcnow().date())
+    assert entry.event == "log review"
+    assert any(d.startswith("t2 coordinator-api: 1 error") for d in entry.details), entry.details
+    proposed = (tmp_path / "ai-memory" / "failures" / "proposed-signatures.md").read_text()
+    assert "database is locked" in proposed
