@@ -426,6 +426,25 @@ def read_env_file(path: str) -> dict[str, str]:
     return env
 
 
+class ControlCommandBackend(ServiceBackend):
+    """Backends driven by one control command per action (systemctl, supervisorctl, service)."""
+
+    def _ctl(self, action: str) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        self._ctl("start")
+
+    def stop(self):
+        self._ctl("stop")
+
+    def restart(self):
+        self._ctl("restart")
+
+    def reload(self):
+        self._ctl("reload")
+
+
 @register_backend
 class ProcessBackend(ServiceBackend):
     """A foreground command run as a daemon: own session, output appended to a log file, a pidfile."""
@@ -739,7 +758,7 @@ def parse_systemctl_show(text: str) -> dict[str, str]:
 
 
 @register_backend
-class SystemdBackend(ServiceBackend):
+class SystemdBackend(ControlCommandBackend):
     name = "systemd"
     PROPS = "LoadState,ActiveState,SubState,MainPID,ActiveEnterTimestampMonotonic,Result"
 
@@ -787,18 +806,6 @@ class SystemdBackend(ServiceBackend):
                 f"systemctl {action} {self.unit} failed: {_first_line(err, out)}", log_tail=lines
             )
 
-    def start(self):
-        self._ctl("start")
-
-    def stop(self):
-        self._ctl("stop")
-
-    def restart(self):
-        self._ctl("restart")
-
-    def reload(self):
-        self._ctl("reload")
-
     def logs(self, n: int = 20) -> list[str]:
         with contextlib.suppress(ServiceError):
             rc, out, _err = run_cmd(["journalctl", "-u", self.unit, "-n", str(int(n)), "--no-pager"])
@@ -842,7 +849,7 @@ def _supervisor_unknown(text: str, program: str) -> bool:
 
 
 @register_backend
-class SupervisorBackend(ServiceBackend):
+class SupervisorBackend(ControlCommandBackend):
     name = "supervisor"
 
     def __init__(self, spec: ServiceSpec):
@@ -885,15 +892,6 @@ class SupervisorBackend(ServiceBackend):
             raise ServiceError(
                 f"supervisorctl {action} {self.program} failed: {text}", log_tail=self.logs(10)
             )
-
-    def start(self):
-        self._ctl("start")
-
-    def stop(self):
-        self._ctl("stop")
-
-    def restart(self):
-        self._ctl("restart")
 
     def reload(self):
         self._ctl("signal", "HUP")
@@ -1010,7 +1008,7 @@ class DockerBackend(ServiceBackend):
 
 
 @register_backend
-class SysvBackend(ServiceBackend):
+class SysvBackend(ControlCommandBackend):
     name = "sysv"
     INIT_D = "/etc/init.d"
 
@@ -1039,25 +1037,13 @@ class SysvBackend(ServiceBackend):
             rc == 0, pid, proc_uptime(pid) if pid else None, _first_line(out, err) or f"status exit code {rc}"
         )
 
-    def _act(self, action: str) -> None:
+    def _ctl(self, action: str) -> None:
         rc, out, err = self._service(action)
         if rc != 0:
             raise ServiceError(
                 f"service {self.spec.name} {action} failed (rc {rc}): {_first_line(err, out)}",
                 log_tail=self.logs(10),
             )
-
-    def start(self):
-        self._act("start")
-
-    def stop(self):
-        self._act("stop")
-
-    def restart(self):
-        self._act("restart")
-
-    def reload(self):
-        self._act("reload")
 
     def logs(self, n: int = 20) -> list[str]:
         return tail_file(self.spec.log_file, n)
