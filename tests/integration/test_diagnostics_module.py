@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from adhoc import Run, run_module
 from testhosts import HostPool
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 REDIS_SERVER = "/usr/bin/redis-server"
 # Header of ad-hoc (minimal callback) output: "localhost | SUCCESS => {" / "t1 | FAILED! => {".
-HEADER = re.compile(r"^(?P<host>\S+) \| (?P<status>[A-Z]+!?) => ", re.MULTILINE)
 SECTIONS = ["load", "cpu", "memory", "disk", "sockets", "processes", "logs", "restarts"]
 
 # ------------------------------------------------------------------------------------------- redis
@@ -79,36 +78,8 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
 # ----------------------------------------------------------------------------------------- ansible
 
 
-@dataclass
-class Run:
-    rc: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def result(self, host: str = "localhost") -> tuple[str, dict]:
-        """(status, module result) of `host` from the ad-hoc output."""
-        for match in HEADER.finditer(self.stdout):
-            if match["host"] == host:
-                doc, _end = json.JSONDecoder().raw_decode(self.stdout, match.end())
-                return match["status"], doc
-        raise AssertionError(f"no result for {host} in:\n{self.stdout}\n{self.stderr}")
-
-
-def diagnostics(
-    ansible_env: dict[str, str],
-    args: dict,
-    *options: str,
-    inventory: str = "localhost,",
-    pattern: str = "localhost",
-) -> Run:
-    argv = [str(BIN / "ansible"), pattern, "-i", inventory, "-m", "aitbc.ops.diagnostics",
-            "-a", json.dumps(args), *options]  # fmt: skip
-    if inventory == "localhost,":
-        argv += ["-c", "local", "-e", "ansible_python_interpreter=/usr/bin/python3"]
-    started = time.monotonic()
-    proc = subprocess.run(argv, env=ansible_env, capture_output=True, text=True, timeout=180, cwd=REPO)
-    return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+def diagnostics(ansible_env: dict[str, str], args: dict, *options: str, **where: str) -> Run:
+    return run_module("aitbc.ops.diagnostics", ansible_env, args, *options, timeout=180, **where)
 
 
 def redis_service(redis: Redis) -> dict:

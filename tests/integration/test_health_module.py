@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from adhoc import Run, run_module
 from testhosts import HostPool
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,6 @@ BIN = Path(sys.executable).parent
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_PASSWORD = "hunter2-Zq9"  # must never show up in Ansible's output
 # Header of ad-hoc (minimal callback) output: "localhost | SUCCESS => {" / "t1 | FAILED! => {".
-HEADER = re.compile(r"^(?P<host>\S+) \| (?P<status>[A-Z]+!?) => ", re.MULTILINE)
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aitbc.ops.plugins.module_utils.probes import argument_spec  # noqa: E402
@@ -150,31 +150,8 @@ def redis_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
 # ------------------------------------------------------------------------------------------- ansible
 
 
-@dataclass
-class Run:
-    rc: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def result(self, host: str = "localhost") -> tuple[str, dict]:
-        """(status, module result) of `host` from the ad-hoc output."""
-        for match in HEADER.finditer(self.stdout):
-            if match["host"] == host:
-                doc, _end = json.JSONDecoder().raw_decode(self.stdout, match.end())
-                return match["status"], doc
-        raise AssertionError(f"no result for {host} in:\n{self.stdout}\n{self.stderr}")
-
-
-def health(ansible_env: dict[str, str], args: dict, *options: str, inventory: str = "localhost,",
-           pattern: str = "localhost") -> Run:  # fmt: skip
-    argv = [str(BIN / "ansible"), pattern, "-i", inventory, "-m", "aitbc.ops.health", "-a", json.dumps(args),
-            *options]  # fmt: skip
-    if inventory == "localhost,":
-        argv += ["-c", "local", "-e", "ansible_python_interpreter=/usr/bin/python3"]
-    started = time.monotonic()
-    proc = subprocess.run(argv, env=ansible_env, capture_output=True, text=True, timeout=120, cwd=REPO)
-    return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+def health(ansible_env: dict[str, str], args: dict, *options: str, **where: str) -> Run:
+    return run_module("aitbc.ops.health", ansible_env, args, *options, timeout=120, **where)
 
 
 def healthy_probes(base_url: str, redis_open: Redis, redis_auth: Redis) -> list[dict]:

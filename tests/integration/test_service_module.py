@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from adhoc import HEADER
 
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 PY = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 LOCAL = ["-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={PY}"]
-HEADER = re.compile(r"^(?P<host>\S+) \| (?P<status>[A-Z]+!?) => ", re.MULTILINE)
 # A module call returns in a few seconds; a daemon holding the module's stdout would make it hang.
 ANSIBLE_TIMEOUT = 90
 

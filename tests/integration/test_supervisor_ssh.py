@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from adhoc import HEADER
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,6 @@ ENV = {
     "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",  # "HOST | STATUS => {json}" per task
     "ANSIBLE_NOCOLOR": "1",
 }
-HEADER = re.compile(r"^\S+ \| [A-Z]+!? => ", re.MULTILINE)
 
 
 def free_port() -> int:
