@@ -285,14 +285,19 @@ def debugging_section(store: MemoryStore, service: str, check: str) -> str:
     if not path.is_file():
         return ""
     sections = {name: body for name, body in _sections(path.read_text()).items() if name}
-    words = [w for w in (service, check.split()[0] if check else "") if w]
-    for word in words:
+    # Most specific first: the whole check ("backup freshness"), the check without its service prefix
+    # ("disk" of "host disk"), the service, then single words. "host" alone says nothing.
+    rest = check.split(" ", 1)[1] if check.startswith(f"{service} ") else check
+    phrases = [p for p in (check, rest, service if service != "host" else "") if p]
+    phrases += [w for w in rest.split() if w != "host"]
+    for phrase in phrases:
         for name, body in sections.items():
-            if name.lower().startswith(word.lower()):
+            if name.lower().startswith(phrase.lower()):
                 return f"### {name}\n{body.strip()}"
-    for name, body in sections.items():
-        if any(word.lower() in name.lower() for word in words):
-            return f"### {name}\n{body.strip()}"
+    for phrase in phrases:
+        for name, body in sections.items():
+            if phrase.lower() in name.lower():
+                return f"### {name}\n{body.strip()}"
     return ""
 
 

@@ -142,6 +142,121 @@ def parse_daily(text: str) -> list[DailyEntry]:
     return [DailyEntry.from_markdown(b) for b in blocks if b.startswith(ENTRY_HEADING)]
 
 
+# -- decision records ------------------------------------------------------------------------------
+
+DECISION_HEADING = "# Decision: "
+DECISION_SECTIONS = ("Context", "Rationale", "Impact")
+DETAILS_SECTION = "Details"
+SLUG_MAX = 48
+
+
+def paragraph(text: object) -> str:
+    """A multi-line paragraph, normalized: no surrounding blank lines, no trailing spaces."""
+    return "\n".join(line.rstrip() for line in str(text).strip().splitlines())
+
+
+def _escape_paragraph(text: str) -> str:
+    # A line of the text that starts with '#' would read as a heading (and end the section when parsed).
+    # Markdown shows '\#' as '#', and '\\' as '\', so the escape is invisible to a reader and reversible.
+    return "\n".join("\\" + line if line.startswith(("#", "\\")) else line for line in text.splitlines())
+
+
+def _unescape_paragraph(lines: list[str]) -> str:
+    return paragraph("\n".join(line[1:] if line.startswith("\\") else line for line in lines))
+
+
+def slugify(text: object, limit: int = SLUG_MAX) -> str:
+    """'Restore wallet DB (t1)' -> 'restore-wallet-db-t1': lowercase ASCII words joined by '-', cut to
+    at most `limit` characters at a word boundary."""
+    slug = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    if len(slug) <= limit:
+        return slug
+    cut = slug[: limit + 1].rpartition("-")[0]  # at a word boundary, unless that loses too much
+    return cut if len(cut) >= limit // 2 else slug[:limit].rstrip("-")
+
+
+@dataclass
+class Decision:
+    """One change record of decisions/: why a deploy, rollback, restore or config change was made."""
+
+    decision: str
+    date: dt.datetime
+    kind: str
+    context: str = ""
+    rationale: str = ""
+    impact: str = ""
+    hosts: list[str] = field(default_factory=list)
+    outcome: str = "ok"
+    run_id: str = ""
+    details: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"{DECISION_HEADING}{one_line(self.decision, 200)}",
+            "",
+            f"- **Date:** {format_time(self.date)}",
+            f"- **Kind:** {one_line(self.kind, 40)}",
+            f"- **Hosts:** {', '.join(one_line(h, 100) for h in self.hosts) or '-'}",
+            f"- **Outcome:** {one_line(self.outcome, 40) or '-'}",
+            f"- **Run:** {one_line(self.run_id, 80) or '-'}",
+        ]
+        for title, text in zip(DECISION_SECTIONS, (self.context, self.rationale, self.impact), strict=True):
+            lines += ["", f"## {title}", "", _escape_paragraph(paragraph(text)) or "-"]
+        if self.details:
+            lines += ["", f"## {DETAILS_SECTION}", ""]
+            lines += [f"- {one_line(detail)}" for detail in self.details]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_markdown(cls, text: str) -> Decision:
+        heading, *body = text.strip().splitlines() or [""]
+        if not heading.startswith(DECISION_HEADING):
+            raise ValueError(f"not a decision record: {heading[:60]!r}")
+        fields: dict[str, str] = {}
+        sections: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for line in body:
+            if line.startswith("## "):
+                current = sections.setdefault(line[3:].strip(), [])
+            elif current is not None:
+                current.append(line)
+            else:
+                match = FIELD_RE.match(line)
+                if match:
+                    fields.setdefault(match["key"], match["value"].strip())
+
+        def one(key: str) -> str:
+            if key not in fields:
+                raise ValueError(f"decision record {heading[:60]!r} lacks field {key}")
+            return "" if fields[key] == "-" else fields[key]
+
+        def section(name: str) -> str:
+            if name not in sections:
+                raise ValueError(f"decision record {heading[:60]!r} lacks section {name}")
+            body_text = _unescape_paragraph(sections[name])
+            return "" if body_text == "-" else body_text
+
+        bullets = sections.get(DETAILS_SECTION, [])
+        details = [line[2:] for line in bullets if line[:2] in ("- ", "-")]
+        return cls(
+            decision=heading[len(DECISION_HEADING) :].strip(),
+            date=parse_time(one("Date")),
+            kind=one("Kind"),
+            context=section("Context"),
+            rationale=section("Rationale"),
+            impact=section("Impact"),
+            hosts=[h.strip() for h in one("Hosts").split(",") if h.strip()],
+            outcome=one("Outcome"),
+            run_id=one("Run"),
+            details=details,
+        )
+
+    def file_stem(self) -> str:
+        """YYYY-MM-DD-HHMMSS-<kind>-<slug> (UTC), the name of its file in decisions/ without '.md'."""
+        moment = self.date.astimezone(dt.UTC).strftime("%Y-%m-%d-%H%M%S")
+        return f"{moment}-{slugify(self.kind, 32) or 'change'}-{slugify(self.decision) or 'decision'}"
+
+
 # -- the store -------------------------------------------------------------------------------------
 
 
@@ -224,6 +339,34 @@ class MemoryStore:
             except ValueError:
                 continue
         return dates
+
+    # decision records
+
+    def write_decision(self, decision: Decision) -> Path:
+        """Write decisions/<date>-<time>-<kind>-<slug>.md; an existing record is never replaced."""
+        stem = decision.file_stem()
+        text = decision.to_markdown()
+        # One lock for the folder: picking a free name and writing it is one step for concurrent runs.
+        with self.locked("decisions"):
+            folder = self.path("decisions")
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{stem}.md"
+            suffix = 1
+            while target.exists():
+                suffix += 1
+                target = folder / f"{stem}-{suffix}.md"
+            atomic_write(target, text)
+        return target
+
+    def decisions(self) -> list[Decision]:
+        """The decision records, oldest first (records that are not ours are skipped)."""
+        found = []
+        for item in sorted(self.path("decisions").glob("*.md")):
+            try:
+                found.append(Decision.from_markdown(item.read_text()))
+            except ValueError:
+                continue
+        return sorted(found, key=lambda d: d.date)
 
 
 def atomic_write(target: Path, text: str, mode: int = 0o640) -> None:

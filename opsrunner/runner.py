@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from .ansible_secrets import redactor_for_environment, secrets_from_playbook
+from .hooks import standard_hooks
 from .memory import MemoryStore, atomic_write
 from .recorder import RUN_ID_ENV, Recorder, RunRecord, new_run_id
 from .redact import Redactor
@@ -123,6 +124,7 @@ class Runner:
             run_id=run_id,
             check_mode=request.check,
         )
+        standard_hooks(recorder)
         if prepare is not None:
             prepare(recorder)
         # The in-process secret discovery reads the same ansible.cfg as the run.

@@ -55,6 +55,7 @@ ensure_opsrunner()
 try:
     from opsrunner.ansible_secrets import host_secrets, redactor_for_environment
     from opsrunner.heartbeat import HeartbeatHooks
+    from opsrunner.hooks import standard_hooks
     from opsrunner.logreview import review_hooks
     from opsrunner.memory import MemoryStore
     from opsrunner.recorder import RUN_ID_ENV, Recorder
@@ -103,6 +104,8 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_start(self, playbook):
         if self.recorder is not None:
+            # First, as opsrunner registers them before a command's own hooks (same order of details).
+            standard_hooks(self.recorder)
             # Heartbeat results open, escalate and resolve incidents here too, as under opsrunner.
             HeartbeatHooks(self.recorder, expected=os.path.basename(playbook._file_name) == "heartbeat.yml")
             review_hooks(self.recorder)

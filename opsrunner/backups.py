@@ -1,0 +1,163 @@
+"""The backup capability's controller side: what backup, verify, prune and restore results mean.
+
+`BackupHooks` is registered on every run (runner and memory callback alike). It turns the results of
+`aitbc.ops.backup*` and `aitbc.ops.restore` into daily-memory details, and keeps one incident per host
+for failed verification: a failed `backup_verify` opens it (or notes it), a passing one resolves it.
+The heartbeat's backup freshness check needs nothing here: it is a probe, and the heartbeat decides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .heartbeat import AlertRouter
+from .incidents import STATE_FILE, Incident, IncidentStore, close, debugging_section, incident_key
+from .memory import utcnow
+from .recorder import Recorder, RunRecord, TaskResult
+
+BACKUP_SERVICE = "backup"
+VERIFY_CHECK = "backup verify"
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+@dataclass
+class VerifyOutcome:
+    host: str
+    ok: bool
+    failed: list[str] = field(default_factory=list)
+    sets: list[str] = field(default_factory=list)
+
+
+class BackupHooks:
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.verifications: list[VerifyOutcome] = []
+        self.listings: dict[str, dict[str, Any]] = {}
+        self.taken: dict[str, dict[str, Any]] = {}
+        recorder.result_hooks.append(self.on_result)
+        recorder.finish_hooks.append(self.on_finish)
+
+    def on_result(self, recorder: Recorder, result: TaskResult) -> None:
+        action = result.action.rsplit(".", 1)[-1]
+        handler = getattr(self, f"_on_{action}", None)
+        if handler is not None and not result.result.get("skipped"):
+            handler(recorder.record, result)
+
+    def _on_backup(self, record: RunRecord, result: TaskResult) -> None:
+        backup = result.result.get("backup") or {}
+        if result.failed or not backup.get("set"):
+            return
+        self.taken[result.host] = backup
+        label = f" ({backup['label']})" if backup.get("label") else ""
+        record.details.append(
+            f"{result.host}: backup set {backup['set']}{label}: {len(backup.get('files') or [])} file(s), "
+            f"{human_bytes(backup.get('bytes') or 0)}"
+        )
+
+    def _on_backup_verify(self, record: RunRecord, result: TaskResult) -> None:
+        res = result.result
+        sets = res.get("sets") or []
+        if not sets and not result.failed:
+            return
+        failed = [str(item) for item in res.get("failed_checks") or []]
+        if result.failed and not failed:
+            failed = [str(res.get("msg") or "verification failed")]
+        outcome = VerifyOutcome(result.host, not result.failed, failed, [str(s.get("set")) for s in sets])
+        self.verifications.append(outcome)
+        if outcome.ok:
+            record.details.append(f"{result.host}: verified {', '.join(outcome.sets)}")
+
+    def _on_backup_prune(self, record: RunRecord, result: TaskResult) -> None:
+        deleted = result.result.get("deleted") or []
+        leftovers = result.result.get("deleted_leftovers") or []
+        if deleted or leftovers:
+            record.details.append(
+                f"{result.host}: retention deleted {', '.join(deleted + leftovers)}"
+                + (" (check mode)" if record.check_mode else "")
+            )
+
+    def _on_backup_info(self, record: RunRecord, result: TaskResult) -> None:
+        self.listings[result.host] = result.result
+
+    def _on_restore(self, record: RunRecord, result: TaskResult) -> None:
+        res = result.result
+        if result.failed or record.check_mode or not res.get("changed"):
+            return
+        files = ", ".join(str(item.get("file")) for item in res.get("restored") or [])
+        record.details.append(f"{result.host}: restored {files} from {res.get('set')}")
+
+    def on_finish(self, recorder: Recorder, record: RunRecord) -> None:
+        if not self.verifications or recorder.store is None or record.check_mode:
+            return
+        store = recorder.store
+        store.ensure_layout()
+        incidents = IncidentStore(store)
+        changes: list[tuple[str, Incident, str]] = []
+        with store.locked(STATE_FILE):
+            active = incidents.active()
+            for outcome in _per_host(self.verifications):
+                change = _apply(incidents, active, outcome, recorder.redactor.redact_text)
+                if change is not None:
+                    changes.append(change)
+        alert = AlertRouter(recorder)
+        for kind, incident, text in changes:
+            record.details.append(text)
+            if incident.id not in record.incidents:
+                record.incidents.append(incident.id)
+            if kind != "noted":
+                alert(kind, incident, text)
+
+
+def _per_host(outcomes: list[VerifyOutcome]) -> list[VerifyOutcome]:
+    """One outcome per host: failed if any verification of the host failed in this run."""
+    merged: dict[str, VerifyOutcome] = {}
+    for outcome in outcomes:
+        seen = merged.setdefault(outcome.host, VerifyOutcome(outcome.host, True))
+        seen.ok = seen.ok and outcome.ok
+        seen.failed += outcome.failed
+        seen.sets += outcome.sets
+    return list(merged.values())
+
+
+def _apply(incidents, active, outcome: VerifyOutcome, redact) -> tuple[str, Incident, str] | None:
+    key = incident_key(outcome.host, BACKUP_SERVICE, VERIFY_CHECK)
+    incident = active.get(key)
+    now = utcnow()
+    if outcome.ok:
+        if incident is None:
+            return None
+        close(
+            incident,
+            f"resolved: {', '.join(outcome.sets)} verified",
+            cause="damaged backup set",
+            resolution="a later set passed verification",
+        )
+        incidents.save(incident)
+        return "resolved", incident, f"{incident.id} resolved: {incident.summary}"
+    detail = redact("; ".join(outcome.failed))
+    if incident is not None:
+        incident.note(f"still failing: {detail}", now)
+        incidents.save(incident)
+        return "noted", incident, f"{incident.id} still open: {detail}"
+    incident = Incident(
+        id=incidents.new_id(now),
+        host=outcome.host,
+        service=BACKUP_SERVICE,
+        check=VERIFY_CHECK,
+        summary=f"{outcome.host} backup verification failing",
+        opened=now,
+        updated=now,
+        debugging_notes=debugging_section(incidents.store, BACKUP_SERVICE, VERIFY_CHECK),
+    )
+    incident.note(f"opened: {detail}", now)
+    incidents.save(incident)
+    active[key] = incident
+    return "opened", incident, f"{incident.id} opened: {incident.summary}: {detail}"
