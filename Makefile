@@ -4,15 +4,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := openssh-server openssh-client redis-server sqlite3 supervisor iproute2 procps cron \
-	debootstrap systemd-container docker.io
+	debootstrap systemd-container docker.io python3-cryptography
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 .PHONY: demo test setup deb-deps lint sanity clean demo-down
 
-# The main job on the embedded default (inventory/local.yml): start the demo stack, run the heartbeat,
-# kill the coordinator, and watch the next heartbeat open an incident, restart it and resolve it.
+# The main job on the embedded default (inventory/local.yml): start the demo stack, take a verified
+# backup (the heartbeat checks its freshness), run the heartbeat, kill the coordinator, and watch the
+# next heartbeat open an incident, restart it and resolve it.
 demo: setup
 	$(BIN)/opsrunner demo up
+	$(BIN)/opsrunner backup
+	$(BIN)/opsrunner backups list
 	$(BIN)/opsrunner heartbeat
 	@echo "--- kill -9 coordinator-api, then the next heartbeat (incidents open at the first failure here)"
 	kill -9 $$(cat .state/demo/run/coordinator-api.pid)

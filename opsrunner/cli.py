@@ -217,9 +217,7 @@ def service(
         event=f"service {action}",
     )
     outcome = execute(ctx, request, as_json)
-    unknown = [f for f in outcome.record.failures if f.message.startswith("unknown service:")]
-    if unknown:
-        raise BadInput(unknown[0].message)
+    _unknown_service(outcome)
     if not as_json:
         rows = report.service_rows(outcome.record)
         if rows:
@@ -227,6 +225,146 @@ def service(
                 report.table(["HOST", "SERVICE", "BACKEND", "STATE", "PID", "UPTIME_S", "CHANGED"], rows)
             )
     finish(outcome, as_json, {"services": [r.result.get("service") for r in outcome.record.results]})
+
+
+def _unknown_service(outcome: RunOutcome) -> None:
+    unknown = [f for f in outcome.record.failures if f.message.startswith("unknown service:")]
+    if unknown:
+        raise BadInput(unknown[0].message)
+
+
+@cli.command()
+@click.option("--service", metavar="S", help="Back up only this service's data.")
+@inventory_option
+@limit_option
+@click.option("--check", is_flag=True, help="Dry run: check the sources, write nothing.")
+@json_option
+@pass_ctx
+def backup(
+    ctx: Context, service: str | None, inventory: str | None, limit: str | None, check: bool, as_json: bool
+) -> None:
+    """Take a backup set on every host (SQLite online backup, encrypted key files, Redis RDB), verify it
+    with a restore drill, apply retention, and copy it to the controller's backup store."""
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("backup.yml"),
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        check=check,
+        extra_vars={"backup_service": service} if service else {},
+        event="backup",
+    )
+    outcome = execute(ctx, request, as_json)
+    _unknown_service(outcome)
+    sets = {
+        r.host: {k: r.result["backup"].get(k) for k in ("set", "path", "bytes", "label")}
+        for r in outcome.record.results_for("aitbc.ops.backup")
+        if not r.failed and r.result.get("backup")
+    }
+    finish(outcome, as_json, {"sets": sets})
+
+
+@cli.group()
+def backups() -> None:
+    """Backup sets on the hosts."""
+
+
+@backups.command("list")
+@inventory_option
+@limit_option
+@json_option
+@pass_ctx
+def backups_list(ctx: Context, inventory: str | None, limit: str | None, as_json: bool) -> None:
+    """Every host's backup sets: path, age, size, verified?"""
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("backups_list.yml"),
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        event="backups list",
+    )
+    outcome = execute(ctx, request, as_json)
+    rows = report.backup_set_rows(outcome.record)
+    if as_json:
+        finish(outcome, as_json, {"sets": rows})
+    click.echo(report.backup_table(rows))
+    finish(outcome, as_json)
+
+
+@cli.command()
+@click.argument("set_name", metavar="[SET]", default="newest")
+@inventory_option
+@limit_option
+@click.option("--no-drill", is_flag=True, help="Checksums and integrity only, no restore drill.")
+@json_option
+@pass_ctx
+def verify(
+    ctx: Context, set_name: str, inventory: str | None, limit: str | None, no_drill: bool, as_json: bool
+) -> None:
+    """Verify backup set SET (a name, newest, unverified or all; default newest) on every host: sha256,
+    integrity_check, and a restore drill. A failure opens an incident. Exit 1 if any set fails."""
+    variables: dict[str, Any] = {"backup_verify_set": set_name}
+    if no_drill:
+        variables["backup_drill"] = False
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("backup_verify.yml"),
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        extra_vars=variables,
+        event="backup verify",
+    )
+    outcome = execute(ctx, request, as_json)
+    rows = report.verify_rows(outcome.record)
+    if as_json:
+        finish(outcome, as_json, {"verified": rows})
+    for row in rows:
+        click.echo(
+            f"{row['host']}  {row['set']}  {'ok' if row['ok'] else 'FAILED'}  ({row['checks']} checks)"
+        )
+        for failed in row["failed"]:
+            click.echo(f"    ! {failed}")
+    finish(outcome, as_json)
+
+
+@cli.command()
+@click.argument("set_name", metavar="SET")
+@click.option("--confirm", is_flag=True, help="Required: the restore replaces live data.")
+@click.option("--service", metavar="S", help="Restore only this service's data.")
+@inventory_option
+@limit_option
+@json_option
+@pass_ctx
+def restore(
+    ctx: Context,
+    set_name: str,
+    confirm: bool,
+    service: str | None,
+    inventory: str | None,
+    limit: str | None,
+    as_json: bool,
+) -> None:
+    """Restore backup set SET (a name, or newest) on every host (or --limit), one host at a time: verify
+    the set, take a fresh backup, stop the services that use the data, put it back atomically, start them
+    behind the health gate; roll back to the fresh backup if the gate fails. Writes a decision record."""
+    if not confirm:
+        raise BadInput(
+            f"refusing to restore {set_name} without --confirm (it replaces live data); nothing was changed"
+        )
+    variables: dict[str, Any] = {"restore_set": set_name, "restore_confirm": True}
+    if service:
+        variables["restore_items"] = [service]
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("restore.yml"),
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        extra_vars=variables,
+        event="restore",
+    )
+    outcome = execute(ctx, request, as_json)
+    restored = {
+        r.host: [item.get("file") for item in r.result.get("restored") or []]
+        for r in outcome.record.results_for("aitbc.ops.restore")
+        if not r.failed and not r.result.get("skipped") and r.task == "Put the data back"
+    }
+    finish(outcome, as_json, {"restored": restored})
 
 
 @cli.group()

@@ -209,3 +209,86 @@ def incident_rows(incidents: list[Any]) -> list[list[str]]:
         ]
         for i in incidents
     ]
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def size_text(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def backup_set_rows(record: RunRecord) -> list[dict[str, Any]]:
+    """One row per backup set (and leftover folder) of each host, from aitbc.ops.backup_info results."""
+    rows = []
+    for result in record.results_for("aitbc.ops.backup_info"):
+        for row in result.result.get("sets") or []:
+            rows.append({"host": result.host, **row})
+        for row in result.result.get("leftovers") or []:
+            rows.append({"host": result.host, **row, "verified": None, "complete": False})
+    return rows
+
+
+def backup_table(rows: list[dict[str, Any]]) -> str:
+    def verified(row: dict[str, Any]) -> str:
+        if not row.get("complete"):
+            return "INCOMPLETE"
+        return {True: "yes", False: "FAILED", None: "no"}[row.get("verified")]
+
+    body = [
+        [
+            row["host"],
+            row["set"],
+            age_text(row.get("age_s")),
+            size_text(row.get("bytes") or 0),
+            str(row.get("files") or "-"),
+            verified(row),
+            row.get("label") or "-",
+            row["path"],
+        ]
+        for row in rows
+    ]
+    headers = ["HOST", "SET", "AGE", "SIZE", "FILES", "VERIFIED", "LABEL", "PATH"]
+    return table(headers, body) if body else "no backup sets"
+
+
+def verify_rows(record: RunRecord) -> list[dict[str, Any]]:
+    rows = []
+    for result in record.results_for("aitbc.ops.backup_verify"):
+        for item in result.result.get("sets") or []:
+            failed = [
+                f"{c['file']}: {c['check']}: {c['detail']}" for c in item.get("checks") or [] if not c["ok"]
+            ]
+            rows.append(
+                {
+                    "host": result.host,
+                    "set": item.get("set"),
+                    "ok": item.get("ok"),
+                    "failed": failed,
+                    "checks": len(item.get("checks") or []),
+                }
+            )
+        if result.failed and not result.result.get("sets"):
+            rows.append(
+                {
+                    "host": result.host,
+                    "set": "-",
+                    "ok": False,
+                    "failed": [str(result.result.get("msg", "failed"))],
+                    "checks": 0,
+                }
+            )
+    return rows

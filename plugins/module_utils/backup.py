@@ -207,6 +207,8 @@ class SqliteKind(SourceKind):
             finally:
                 dst.close()
         except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) == 13 or "disk is full" in str(exc):  # SQLITE_FULL
+                raise OSError(errno.ENOSPC, "database or disk is full", target) from exc
             raise BackupError(f"cannot back up {path}: {exc}") from exc
         finally:
             src.close()
@@ -650,6 +652,9 @@ def create_set(root, host, sources, key=None, label="", tool_version="", now=Non
         raise BackupError(
             f"backup failed, no set written: {describe_os_error(exc, 'writing the set')}"
         ) from exc
+    except BackupError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise BackupError(f"backup failed, no set written: {exc}") from exc
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

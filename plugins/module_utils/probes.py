@@ -862,6 +862,40 @@ class LoadProbe(Probe):
         return check_load(os.getloadavg(), os.cpu_count(), self.params["max_load_per_cpu"])
 
 
+class BackupProbe(Probe):
+    """The freshness of a host's backups: its newest verified set must be younger than max_age_hours."""
+
+    type_name = "backup"
+    options = {
+        "backup_dir": {"type": "path", "required": True},
+        "max_age_hours": {"type": "float", "required": True},
+    }
+
+    def setup(self):
+        if self.params["max_age_hours"] <= 0:
+            raise ValueError("max_age_hours must be greater than 0")
+
+    def default_name(self):
+        return f"backup:{self.params['backup_dir']}"
+
+    def run(self, deadline):
+        from ansible_collections.aitbc.ops.plugins.module_utils.backup import list_sets, newest
+
+        folder = self.params["backup_dir"].rstrip("/")
+        sets, _leftovers = list_sets(os.path.dirname(folder), os.path.basename(folder))
+        good = newest(sets, verified=True)
+        limit = self.params["max_age_hours"]
+        if good is None:
+            latest = newest(sets)
+            why = f"newest set {latest['set']} is not verified" if latest else "no backup set"
+            return False, f"no verified backup set in {folder} ({why})", {"sets": len(sets)}
+        hours = good["age_s"] / 3600.0
+        data = {"set": good["set"], "age_hours": round(hours, 2), "sets": len(sets)}
+        if hours > limit:
+            return False, f"newest verified set {good['set']} is {hours:.1f} h old (max {limit:g} h)", data
+        return True, f"newest verified set {good['set']} is {hours:.1f} h old", data
+
+
 # The registry: probe type name -> class. Adding a type touches this dict (and the module docs).
 PROBE_TYPES = {
     "http": HttpProbe,
@@ -871,6 +905,7 @@ PROBE_TYPES = {
     "disk": DiskProbe,
     "memory": MemoryProbe,
     "load": LoadProbe,
+    "backup": BackupProbe,
 }
 
 

@@ -128,7 +128,7 @@ sets:
       sample: [{file: node.chain.db, service: blockchain-node, check: drill, ok: true,
                 detail: "SELECT count(*) FROM blocks -> 1234"}]
 failed_checks:
-  description: Each failed check as C(<set>/<file>: <check> failed: <detail>).
+  description: "Each failed check as C(<set>/<file>: <check> failed: <detail>)."
   returned: always
   type: list
   elements: str

@@ -52,6 +52,9 @@ options:
           - V(disk) checks the free space of the filesystem that holds O(probes[].path).
           - V(memory) checks C(MemAvailable) from C(/proc/meminfo).
           - V(load) checks the 1-minute load average divided by the number of CPUs.
+          - V(backup) checks that the newest verified backup set in O(probes[].backup_dir) (sets written by
+            M(aitbc.ops.backup), verified by M(aitbc.ops.backup_verify)) is younger than
+            O(probes[].max_age_hours).
         type: str
       name:
         description:
@@ -174,6 +177,14 @@ options:
       max_load_per_cpu:
         description:
           - For O(probes[].type=load), required. Maximum 1-minute load average per CPU.
+        type: float
+      backup_dir:
+        description:
+          - For O(probes[].type=backup), required. The host's folder of backup sets, C(<root>/<host>).
+        type: path
+      max_age_hours:
+        description:
+          - For O(probes[].type=backup), required. The newest verified set may be at most this old.
         type: float
   fail_on_unhealthy:
     description:

@@ -11,54 +11,24 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 from aiosmtpd.controller import Controller
+from stack import demo_stack, inventory_with, opsrunner
 
 from opsrunner.incidents import IncidentStore
 from opsrunner.memory import MemoryStore, utcnow
-
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
-
-
-def opsrunner(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
-    return subprocess.run(
-        [str(BIN / "opsrunner"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")
 def stack(ssh_hosts, tmp_path_factory) -> Iterator:
     """The demo stack up on t1..t3 (each host in its own network namespace, so ports repeat)."""
-    work = tmp_path_factory.mktemp("stack")
-    up = opsrunner("demo", "up", "-i", str(ssh_hosts.inventory), cwd=work)
-    assert up.returncode == 0, up.stdout + up.stderr
-    yield ssh_hosts
-    opsrunner("demo", "down", "-i", str(ssh_hosts.inventory), cwd=work)
-
-
-def inventory_with(
-    ssh_hosts, target: Path, group_vars: dict | None = None, host_vars: dict | None = None
-) -> Path:
-    """A copy of the test-host inventory with extra group and per-host variables."""
-    data = yaml.safe_load(Path(ssh_hosts.inventory).read_text())
-    group = data["all"]["children"]["aitbc"]
-    group.setdefault("vars", {}).update(group_vars or {})
-    for host, values in (host_vars or {}).items():
-        group["hosts"][host].update(values)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "hosts.yml").write_text(yaml.safe_dump(data))
-    (target / "group_vars").symlink_to(REPO / "inventory" / "group_vars")
-    return target
+    with demo_stack(ssh_hosts.inventory, tmp_path_factory.mktemp("stack")):
+        yield ssh_hosts
 
 
 def heartbeat(inventory: Path, cwd: Path, *extra: str) -> tuple[int, dict]:

@@ -30,8 +30,8 @@ BIN = Path(sys.executable).parent
 PLAYBOOK = REPO_ROOT / "playbooks" / "schedule.yml"
 ROLE = REPO_ROOT / "roles" / "schedule"
 ANSIBLE_TIMEOUT = 180
-DEFAULT_CRON = {"heartbeat": "*/30 * * * *", "log-review": "0 6 * * *"}
-DEFAULT_COMMANDS = {"heartbeat": "heartbeat", "log-review": "logs review"}
+DEFAULT_CRON = {"heartbeat": "*/30 * * * *", "log-review": "0 6 * * *", "backup": "0 1 * * *"}
+DEFAULT_COMMANDS = {"heartbeat": "heartbeat", "log-review": "logs review", "backup": "backup"}
 # A job whose command needs every kind of escaping: % (cron: newline; systemd: specifier), $ (systemd:
 # variable), quotes and a backslash.
 PROBE_COMMAND = 'printf \'%s|%s|\\\\\\n\' "$PWD" "${OPSRUNNER_MEMORY_DIR:-unset}" >> '
@@ -174,8 +174,7 @@ def test_cron_present_idempotent_check_safe_show_and_absent(cron_ready: CronCase
 
     assert case.play().ok(case.host)["changed"] > 0
     entries = cron_entries(case.cron_file)
-    # The backup job ships disabled until `opsrunner backup` exists.
-    assert sorted(entries) == ["aitbc-ops-heartbeat", "aitbc-ops-log-review"]
+    assert sorted(entries) == ["aitbc-ops-backup", "aitbc-ops-heartbeat", "aitbc-ops-log-review"]
     opsrunner = case.workdir / ".venv" / "bin" / "opsrunner"
     for job, schedule in DEFAULT_CRON.items():
         when, user, command = entries[f"aitbc-ops-{job}"]
@@ -193,9 +192,10 @@ def test_cron_present_idempotent_check_safe_show_and_absent(cron_ready: CronCase
     shown = case.play("show")
     assert shown.ok(case.host)["changed"] == 0
     lines = shown.report()
-    assert len(lines) == 2, lines
+    assert len(lines) == 3, lines
     assert lines[0].startswith(f"heartbeat: cron {case.cron_file} '*/30 * * * *' (runs as root) runs: cd ")
     assert lines[1].startswith(f"log-review: cron {case.cron_file} '0 6 * * *' (runs as root) runs: cd ")
+    assert lines[2].startswith(f"backup: cron {case.cron_file} '0 1 * * *' (runs as root) runs: cd ")
 
     before = (case.cron_file.read_bytes(), case.cron_file.stat().st_mtime_ns)
     assert case.play("absent", check=True).ok(case.host)["changed"] > 0
@@ -211,12 +211,12 @@ def test_cron_present_idempotent_check_safe_show_and_absent(cron_ready: CronCase
 def test_cron_enable_disable_and_drop_jobs(cron_ready: CronCase) -> None:
     case = cron_ready
     jobs = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["schedule_jobs"]
-    enabled = [{**job, "enabled": True} for job in jobs]
-    case.play(schedule_jobs=enabled).ok(case.host)
+    case.play().ok(case.host)
     assert cron_entries(case.cron_file)["aitbc-ops-backup"][0] == "0 1 * * *"
 
-    # Disabled again (the default), then dropped from the list: each run removes what is no longer wanted.
-    case.play().ok(case.host)
+    # Disabled, then dropped from the list: each run removes what is no longer wanted.
+    disabled = [{**job, "enabled": job["name"] != "backup"} for job in jobs]
+    case.play(schedule_jobs=disabled).ok(case.host)
     assert "aitbc-ops-backup" not in cron_entries(case.cron_file)
     case.play(schedule_jobs=[{**jobs[0], "cron": "@hourly"}]).ok(case.host)
     assert cron_entries(case.cron_file) == {
@@ -407,10 +407,9 @@ def test_systemd_timers(schedule_systemd_host, ansible_env: dict[str, str]) -> N
 
     assert run().ok(host.name)["changed"] > 0
     listed = timers()
-    for name in ("heartbeat", "log-review", "probe"):
+    for name in ("heartbeat", "log-review", "backup", "probe"):
         assert f"aitbc-ops-{name}.timer" in listed, listed
         assert sh(f"systemctl is-enabled aitbc-ops-{name}.timer").strip() == "enabled"
-    assert "aitbc-ops-backup" not in listed + leftovers()
     # The service runs its command in the workdir with the memory dir, escaping intact.
     started = host.run("systemctl start aitbc-ops-probe.service", timeout=60)
     assert started.returncode == 0, started.stderr

@@ -384,6 +384,8 @@ def _host_vars(host: SshHost, key: Path) -> dict[str, object]:
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(key),
         "aitbc_root": str(host.state_dir),
+        # Test hosts start without backups; the backup tests turn the freshness check on where they test it.
+        "heartbeat_backup_max_age_hours": 0,
     }
 
 

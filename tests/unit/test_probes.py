@@ -254,7 +254,7 @@ def closed_port() -> int:
 
 
 def test_registry_has_every_type_and_one_merged_argument_spec() -> None:
-    assert set(PROBE_TYPES) == {"http", "tcp", "redis", "process", "disk", "memory", "load"}
+    assert set(PROBE_TYPES) == {"http", "tcp", "redis", "process", "disk", "memory", "load", "backup"}
     spec = probes.argument_spec()
     for cls in PROBE_TYPES.values():
         assert set(cls.options) <= set(spec)
@@ -292,10 +292,10 @@ def test_adding_a_type_touches_only_the_registry(monkeypatch: pytest.MonkeyPatch
     ("specs", "message"),
     [
         ([], "probes must be a non-empty list"),
-        ([{"port": 80}], "probe 1 (no type): type is required (one of: disk, http, load, memory"),
+        ([{"port": 80}], "probe 1 (no type): type is required (one of: backup, disk, http, load, memory"),
         ([{"type": "tcp", "port": 1}, {"type": "ftp", "name": "files"}],
          "probe 2 (files): unknown probe type 'ftp' "
-         "(known types: disk, http, load, memory, process, redis, tcp)"),
+         "(known types: backup, disk, http, load, memory, process, redis, tcp)"),
         ([{"type": "tcp"}], "probe 1 (tcp): option port is required for tcp probes"),
         ([{"type": "tcp", "port": 70000}], "probe 1 (tcp): port 70000 is not between 1 and 65535"),
         ([{"type": "tcp", "port": "eighty"}], "probe 1 (tcp): option port: expected an integer"),
@@ -866,3 +866,34 @@ def test_check_health_report(web: str) -> None:
     assert [r["service"] for r in report["results"]] == ["coordinator", "node", None]
     assert [r["target"] for r in report["results"]][1:] == [f"127.0.0.1:{specs_port}", ""]
     assert check_health([{"type": "load", "max_load_per_cpu": 10_000}])["msg"] == "all 1 probes healthy"
+
+
+def test_backup_probe_reports_freshness_of_the_newest_verified_set(tmp_path) -> None:
+    import sqlite3
+
+    from ansible_collections.aitbc.ops.plugins.module_utils import backup as bk
+
+    db = tmp_path / "a.db"
+    sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.close()
+    spec = {"type": "backup", "backup_dir": str(tmp_path / "b" / "h"), "max_age_hours": 2}
+    (missing,) = check_health([spec])["results"]
+    assert (
+        not missing["ok"]
+        and "no verified backup set" in missing["detail"]
+        and "(no backup set)" in missing["detail"]
+    )
+    old = bk.create_set(
+        str(tmp_path / "b"),
+        "h",
+        [{"kind": "sqlite", "path": str(db)}],
+        now=bk.utcnow() - datetime.timedelta(hours=3),
+    )
+    bk.record_verification(old["path"], bk.verify_set(old["path"]))
+    (stale,) = check_health([spec])["results"]
+    assert not stale["ok"] and "3.0 h old (max 2 h)" in stale["detail"]
+    new = bk.create_set(str(tmp_path / "b"), "h", [{"kind": "sqlite", "path": str(db)}])
+    (unverified,) = check_health([spec])["results"]
+    assert not unverified["ok"]  # the newest set is not verified yet: the older verified one counts
+    bk.record_verification(new["path"], bk.verify_set(new["path"]))
+    (fresh,) = check_health([spec])["results"]
+    assert fresh["ok"] and fresh["data"]["set"] == new["set"]
