@@ -405,7 +405,7 @@ class RedisClient:
             size = int(rest)
             return None if size < 0 else self.reader.read(size + 2)[:-2].decode(errors="replace")
         if kind == b"*":
-            return [self._read() for _ in range(int(rest))]
+            return [self._read() for _index in range(int(rest))]
         raise BackupError(f"redis: unexpected reply {line[:40]!r}")
 
 
@@ -766,7 +766,7 @@ def newest(sets, verified=False):
 def resolve_set(root, host, ref):
     """A set path from a name, a path, or `newest`/`latest`."""
     if not ref or ref in ("newest", "latest"):
-        sets, _ = list_sets(root, host)
+        sets, _leftovers = list_sets(root, host)
         if not sets:
             raise BackupError(f"no backup set for {host} under {host_dir(root, host)}")
         return sets[-1]["path"]

@@ -149,7 +149,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.backup import (
 def chosen_sets(params):
     which = params["set"]
     if which in ("all", "unverified"):
-        sets, _ = list_sets(params["root"], params["host"])
+        sets, _leftovers = list_sets(params["root"], params["host"])
         if which == "unverified":
             sets = [s for s in sets if s["verified"] is None]
         return [s["path"] for s in sets]
