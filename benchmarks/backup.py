@@ -69,7 +69,7 @@ HOST = "bench"
 PAYLOAD_BYTES = 1000
 BATCH_ROWS = 20_000
 ROW_BYTES = 1400  # a row on disk, about: 3 per 4 KiB page
-TABLE_SHARE = 0.96  # the rest of the size is the index
+TABLE_SHARE = 0.975  # the rest of the size is the index
 PROBE_MAX_S = 10.0
 MIB = 1024 * 1024
 
@@ -77,6 +77,7 @@ MODULE = "aitbc.ops.backup (ansible ad-hoc)"
 CORE = "create_set (core, in process)"
 CLI = "sqlite3 .backup (baseline)"
 PING = "info: ansible ad-hoc ping (Ansible's floor)"
+CLI_SUMS = "info: sqlite3 .backup + sha256sum of the copy"
 VMODULE = "aitbc.ops.backup_verify drill=false (ad-hoc)"
 VCORE = "verify_set drill=False (core, in process)"
 VCLI = "sha256sum + sqlite3 integrity_check (baseline)"
@@ -98,6 +99,7 @@ class DidNotFinish(Exception):
 class Sample:
     seconds: float  # math.inf: killed at its timeout
     commits: int  # commits of the write load during the measurement
+    max_gap: float  # the longest time between two of those commits
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,16 +175,21 @@ def build_db(path: Path, size: int) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-def write_load(db: str, interval: float, stop: Event, commits: Synchronized) -> None:
-    """Child process: one small row per `interval` seconds, each its own transaction (autocommit)."""
+def write_load(db: str, interval: float, stop: Event, commits: Synchronized, max_gap: Synchronized) -> None:
+    """Child process: one small row per `interval` seconds, each its own transaction (autocommit).
+
+    Counts the commits and keeps the longest time between two commits (nominally `interval`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us on Ctrl-C
     conn = sqlite3.connect(db, timeout=30, isolation_level=None)
     try:
-        next_at = time.monotonic()
+        next_at = last = time.monotonic()
         while not stop.is_set():
             conn.execute("INSERT INTO load (at, note) VALUES (?, ?)", (time.time(), "tick"))
+            now = time.monotonic()
             with commits.get_lock():
                 commits.value += 1
+                max_gap.value = max(max_gap.value, now - last)
+            last = now
             next_at = max(next_at + interval, time.monotonic())  # late: no burst to catch up
             stop.wait(next_at - time.monotonic())
     finally:
@@ -196,8 +203,9 @@ class WriteLoad:
         ctx = multiprocessing.get_context("fork")
         self.stop = ctx.Event()
         self.commits = ctx.Value("q", 0)
+        self.max_gap = ctx.Value("d", 0.0, lock=False)  # guarded by the commits lock
         self.process = ctx.Process(
-            target=write_load, args=(str(db), interval, self.stop, self.commits), daemon=True
+            target=write_load, args=(str(db), interval, self.stop, self.commits, self.max_gap), daemon=True
         )
 
     def __enter__(self) -> WriteLoad:
@@ -215,6 +223,12 @@ class WriteLoad:
 
     def count(self) -> int:
         return int(self.commits.value)
+
+    def take_max_gap(self) -> float:
+        """The longest time between two commits since the last call."""
+        with self.commits.get_lock():
+            gap, self.max_gap.value = self.max_gap.value, 0.0
+        return float(gap)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -266,6 +280,16 @@ def backup_cases(db: Path, cli_timeout: float | None) -> dict[str, Case]:
             raise SystemExit("sqlite3 .backup wrote an empty file")
 
     return {MODULE: module, CORE: in_process, CLI: cli}
+
+
+def cli_with_sums(db: Path) -> Case:
+    """The baseline plus `sha256sum` of the copy: what a checksummed copy costs with the CLI tools."""
+
+    def case(out: Path) -> None:
+        backup_cases(db, None)[CLI](out)
+        run_checked(["sha256sum", str(out / "copy.db")])
+
+    return case
 
 
 def ansible_floor(_out: Path) -> None:
@@ -332,6 +356,8 @@ def measure(case: Case, out: Path, load: WriteLoad | None) -> Sample:
     """One timed run of a case into a fresh `out` folder, removed afterwards (untimed)."""
     out.mkdir()
     before = load.count() if load else 0
+    if load:
+        load.take_max_gap()
     start = time.perf_counter()
     try:
         case(out)
@@ -339,8 +365,9 @@ def measure(case: Case, out: Path, load: WriteLoad | None) -> Sample:
     except DidNotFinish:
         seconds = math.inf
     commits = (load.count() if load else 0) - before
+    max_gap = load.take_max_gap() if load else 0.0
     shutil.rmtree(out)
-    return Sample(seconds, commits)
+    return Sample(seconds, commits, max_gap)
 
 
 def rounds_of(
@@ -449,7 +476,7 @@ def print_table(title: str, samples: dict[str, list[Sample]], baseline: str, int
     base = median_s(samples[baseline])
     print(title)
     head = f"  {'case':50} {'median s':>9} {'min':>7} {'max':>7} {'vs base':>8}"
-    print(head + ("   commits during it (median, rate)" if interval else ""))
+    print(head + ("   commits during it: median (rate), longest gap of all rounds" if interval else ""))
     for name, runs in samples.items():
         times = [s.seconds for s in runs]
         med = median_s(runs)
@@ -458,7 +485,8 @@ def print_table(title: str, samples: dict[str, list[Sample]], baseline: str, int
         if interval:
             commits = statistics.median(s.commits for s in runs)
             rate = "" if math.isinf(med) else f" ({commits / med:.1f}/s)"
-            line += f"   {commits:.0f}{rate}"
+            gap = max(s.max_gap for s in runs)
+            line += f"   {commits:.0f}{rate}, longest gap {gap * 1000:.0f} ms"
         print(line)
 
 
@@ -555,7 +583,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         f"{time.perf_counter() - start:.0f} s; median of {args.repeat} round(s), case order reversed every "
         "other round; page cache warm for every case (no cache drop)"
     )
-    clean = rounds_of({**backup_cases(db, None), PING: ansible_floor}, args.repeat, out, None)
+    clean_cases = {**backup_cases(db, None), CLI_SUMS: cli_with_sums(db), PING: ansible_floor}
+    clean = rounds_of(clean_cases, args.repeat, out, None)
     timeout = args.timeout_factor * median_s(clean[MODULE])
     with WriteLoad(db, interval) as load:
         loaded = rounds_of(backup_cases(db, timeout), args.repeat, out, load)
