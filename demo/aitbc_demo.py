@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import platform
@@ -17,6 +18,7 @@ import secrets
 import signal
 import sqlite3
 import sys
+import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 VERSION = "1"
+# A release built by `aitbc_demo.py release` carries release.json beside this file: its version, and for
+# the deploy demo a deliberately broken build whose coordinator fails its health check.
+RELEASE_FILE = Path(__file__).resolve().with_name("release.json")
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 GENESIS_PARENT = "0" * 64
 CHAIN_SCHEMA = """
@@ -282,11 +287,20 @@ def app_env() -> str:
     return os.environ.get("APP_ENV", "demo")
 
 
+def release_info() -> dict[str, object]:
+    try:
+        info = json.loads(RELEASE_FILE.read_text())
+    except (OSError, ValueError):
+        info = {}
+    return {"version": str(info.get("version", VERSION)), "broken": bool(info.get("broken", False))}
+
+
 class Coordinator(App):
     name = "coordinator"
 
     def __init__(self, db: Path) -> None:
         self.db = db
+        self.release = release_info()
         create_db(db, "jobs (id INTEGER PRIMARY KEY, payload TEXT NOT NULL, created_at TEXT NOT NULL)")
 
     def routes(self) -> dict[tuple[str, str], Route]:
@@ -299,8 +313,17 @@ class Coordinator(App):
         }
 
     def health(self, _body: bytes) -> Reply:
+        version = self.release["version"]
+        if self.release["broken"]:
+            return Reply.json(500, {"status": "error", "version": version, "detail": "broken release (demo)"})
         return Reply.json(
-            200, {"status": "ok", "env": app_env(), "python_version": platform.python_version()}
+            200,
+            {
+                "status": "ok",
+                "version": version,
+                "env": app_env(),
+                "python_version": platform.python_version(),
+            },
         )
 
     def ready(self, _body: bytes) -> Reply:
@@ -458,18 +481,57 @@ def build_parser() -> argparse.ArgumentParser:
     genesis.add_argument("--db", required=True)
     genesis.add_argument("--chain-id", required=True)
     genesis.add_argument("--force", action="store_true", help="replace an existing chain.db")
+
+    release = sub.add_parser("release", help="pack this program as a release tarball (for deploy demos)")
+    release.add_argument("--version", dest="release_version", required=True)
+    release.add_argument("--out", required=True, help="the .tar.gz to write")
+    release.add_argument("--broken", action="store_true", help="a build whose coordinator fails /health")
+
+    migrate = sub.add_parser("migrate", help="apply the coordinator schema migration of a release")
+    migrate.add_argument("--db", required=True)
+    migrate.add_argument("--to-version", required=True)
     return parser
+
+
+def run_release(args: argparse.Namespace) -> int:
+    """A tarball holding aitbc-demo-<version>/{aitbc_demo.py,release.json}."""
+    top = f"aitbc-demo-{args.release_version}"
+    info = {"version": args.release_version, "broken": args.broken}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(out, "w:gz") as archive:
+        archive.add(Path(__file__).resolve(), arcname=f"{top}/aitbc_demo.py")
+        payload = json.dumps(info).encode()
+        member = tarfile.TarInfo(f"{top}/release.json")
+        member.size, member.mode, member.mtime = len(payload), 0o644, int(datetime.now(UTC).timestamp())
+        archive.addfile(member, io.BytesIO(payload))
+    print(f"aitbc-demo release {args.release_version}{' (broken)' if args.broken else ''}: {out}")
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    """Record the release's schema version; idempotent (the same version twice changes nothing)."""
+    with connect(Path(args.db)) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT)"
+        )
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO schema_migrations VALUES (?, ?)", (args.to_version, now_iso())
+        )
+    print(f"aitbc-demo migrate: {args.db} at {args.to_version} ({'applied' if cur.rowcount else 'already'})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "genesis":  # long-running: first thing, so even a SIGTERM during startup exits 0
+    one_shot = {"genesis": run_genesis, "release": run_release, "migrate": run_migrate}
+    if args.command not in one_shot:  # long-running: first thing, so even a SIGTERM during startup exits 0
         block_stop_signals()
     try:
         if args.command == "node":
             return run_node(args)
-        if args.command == "genesis":
-            return run_genesis(args)
+        if args.command in one_shot:
+            return one_shot[args.command](args)
         if args.command == "coordinator":
             return serve(Coordinator(Path(args.db)), args.bind, args.port)
         if args.command == "rpc":

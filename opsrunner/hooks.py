@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from .backups import BackupHooks
 from .decisions import decision_hooks
+from .deploys import DeployHooks
 from .recorder import Recorder
 
 
 def standard_hooks(recorder: Recorder) -> None:
     decision_hooks(recorder)  # decisions/ records from aitbc.ops.decision tasks
     BackupHooks(recorder)  # backup details; incidents for failed verification
+    DeployHooks(recorder)  # incidents for automatic rollbacks

@@ -51,8 +51,10 @@ def _needs_molecule() -> None:
         pytest.skip(reason)
 
 
-def run_molecule(inventory: Path, work: Path, extra_env: dict[str, str] | None = None) -> str:
-    """`molecule test -s heartbeat` against `inventory`; returns its output without colours."""
+def run_molecule(
+    inventory: Path, work: Path, extra_env: dict[str, str] | None = None, scenario: str = "heartbeat"
+) -> str:
+    """`molecule test -s SCENARIO` against `inventory`; returns its output without colours."""
     env = {
         **os.environ,
         # molecule runs ansible-config and ansible-playbook from PATH.
@@ -70,7 +72,7 @@ def run_molecule(inventory: Path, work: Path, extra_env: dict[str, str] | None =
     env.pop("ANSIBLE_CONFIG", None)  # molecule writes its own
     # Its own process group, so a timeout stops molecule and the ansible-playbook it runs (and nothing else).
     proc = subprocess.Popen(
-        [str(BIN / "molecule"), "test", "-s", "heartbeat"],
+        [str(BIN / "molecule"), "test", "-s", scenario],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -92,11 +94,11 @@ def run_molecule(inventory: Path, work: Path, extra_env: dict[str, str] | None =
     return output
 
 
-def assert_passed(output: str, hosts: list[str]) -> None:
+def assert_passed(output: str, hosts: list[str], scenario: str = "heartbeat") -> None:
     """Every step passed, and the second converge (idempotence) changed nothing on any host."""
     for step in ("prepare", "converge", "idempotence", "verify", "cleanup"):
         # "[heartbeat > step] Executed: Successful" (no terminal) or "heartbeat ➜ step: Executed: Successful"
-        assert re.search(rf"heartbeat\W+{step}\W+Executed: Successful", output), f"{step} did not pass"
+        assert re.search(rf"{scenario}\W+{step}\W+Executed: Successful", output), f"{step} did not pass"
     idempotence = re.search(r"idempotence\W+Executing(.*?)idempotence\W+Executed", output, re.S)
     assert idempotence, output[-8000:]
     for host in hosts:
@@ -213,3 +215,16 @@ def test_heartbeat_scenario_on_ssh_hosts(
     for root in roots:
         assert (root / "demo" / "aitbc_demo.py").exists()
         assert live_pidfiles(root) == []
+
+
+def test_deploy_scenario_on_ssh_hosts(
+    ssh_hosts, ssh_inventory: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    """molecule/deploy: release 2 of the demo coordinator to every host, one at a time; a second converge
+    changes nothing; verify reads release 2 as current (1 previous) and the coordinator serving it."""
+    inventory, roots = ssh_inventory
+    output = run_molecule(inventory, tmp_path, scenario="deploy")
+    assert_passed(output, [host.name for host in ssh_hosts.hosts], scenario="deploy")
+    for root in roots:
+        assert live_pidfiles(root) == []
+        assert not (root / "apps" / "coordinator-api").exists()  # destroy removed the releases

@@ -138,7 +138,8 @@ def test_role_installs_and_starts_every_unit(role_runs: dict[str, Play], systemd
     enabled = systemd_host.run(f"systemctl is-enabled {units}").stdout.split()
     assert enabled == ["enabled"] * len(names), enabled
     unit = systemd_host.run(f"systemctl cat {UNIT}", check=True).stdout
-    assert "ExecStart=/usr/bin/python3 /opt/aitbc/demo/aitbc_demo.py coordinator --port 18011" in unit
+    program = "/opt/aitbc/apps/coordinator-api/current/aitbc_demo.py"
+    assert f"ExecStart=/usr/bin/python3 {program} coordinator --port 18011" in unit
     assert 'Environment="APP_ENV=demo"' in unit and "Restart=no" in unit
     assert "StandardOutput=append:/opt/aitbc/log/coordinator-api.log" in unit
     health = systemd_host.run(
@@ -239,3 +240,62 @@ def test_journal_is_readable_and_feeds_log_tail(
     status, result = service(ansible_env, systemd_host, state="started", wait_healthy=bad)
     assert status == "FAILED!" and "not healthy" in result["msg"], result
     assert any("aitbc-coordinator-api.service" in line for line in result["log_tail"]), result["log_tail"]
+
+
+# --------------------------------------------------------------------------- deploys through systemd
+
+
+def test_deploy_and_automatic_rollback_through_systemd_units(
+    role_runs: dict[str, Play], systemd_host: SystemdHost, tmp_path: Path
+) -> None:
+    """opsrunner deploy restarts aitbc-coordinator-api.service through systemctl: release 2 goes live;
+    the broken release 3 fails its gate and the unit runs release 2 again."""
+    from stack import opsrunner_json
+
+    ensure(systemd_host, "start")
+    data = yaml.safe_load(systemd_host.inventory.read_text())
+    host_vars = data["all"]["children"]["aitbc"]["hosts"][systemd_host.name]
+    host_vars["aitbc_service_overrides"] = {"coordinator-api": {"backend": "systemd", "unit": UNIT}}
+    host_vars["deploy_gate_timeout"] = 8
+    (tmp_path / "inv").mkdir()
+    inventory = tmp_path / "inv" / "hosts.yml"
+    inventory.write_text(yaml.safe_dump(data))
+    (tmp_path / "inv" / "group_vars").symlink_to(
+        Path(__file__).resolve().parents[2] / "inventory" / "group_vars"
+    )
+    demo = Path(__file__).resolve().parents[2] / "demo" / "aitbc_demo.py"
+    for version, broken in (("2", []), ("3", ["--broken"])):
+        argv = [
+            sys.executable,
+            str(demo),
+            "release",
+            "--version",
+            version,
+            "--out",
+            str(tmp_path / f"{version}.tgz"),
+        ]
+        subprocess.run(argv + broken, check=True, capture_output=True)
+
+    before = int(unit_props(systemd_host)["MainPID"])
+    rc, result = opsrunner_json(
+        "deploy", "2", "--from", str(tmp_path / "2.tgz"), "-i", str(inventory), cwd=tmp_path
+    )
+    assert rc == 0, result
+    assert result["releases"][systemd_host.name] == {"current": "2", "previous": "1"}
+    props = unit_props(systemd_host)
+    assert props["ActiveState"] == "active" and int(props["MainPID"]) != before
+    served = systemd_host.run(
+        f"python3 -c \"import urllib.request as u; print(u.urlopen('{COORDINATOR_HEALTH}').read().decode())\""
+    )
+    assert '"version": "2"' in served.stdout, served
+
+    rc, result = opsrunner_json(
+        "deploy", "3", "--from", str(tmp_path / "3.tgz"), "-i", str(inventory), cwd=tmp_path
+    )
+    assert rc == 1
+    assert result["releases"][systemd_host.name]["current"] == "2"
+    assert unit_props(systemd_host)["ActiveState"] == "active"
+    served = systemd_host.run(
+        f"python3 -c \"import urllib.request as u; print(u.urlopen('{COORDINATOR_HEALTH}').read().decode())\""
+    )
+    assert '"version": "2"' in served.stdout, served

@@ -185,7 +185,7 @@ def test_coordinator_endpoints(spawner: Spawner, tmp_path: Path, monkeypatch: py
     ).stdout.strip()
     assert (health.status, health.json()) == (
         200,
-        {"status": "ok", "env": "staging", "python_version": python},
+        {"status": "ok", "version": "1", "env": "staging", "python_version": python},
     )
     live, ready = http(port, "/health/live"), http(port, "/health/ready")
     assert (live.status, live.json()) == (200, {"status": "alive"})

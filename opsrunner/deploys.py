@@ -1,0 +1,127 @@
+"""The deploy capability's controller side: incidents for automatic rollbacks, and the releases report.
+
+The deploy role labels the release switch it makes when a health gate fails
+(`labels: {deploy: automatic-rollback, service: S, version: V}`). `DeployHooks` opens one incident per
+host and service for it and alerts, so both adapters (runner and memory callback) behave the same. A
+later deploy that passes its gate on that host resolves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .heartbeat import AlertRouter
+from .incidents import STATE_FILE, Incident, IncidentStore, close, debugging_section, incident_key
+from .memory import utcnow
+from .recorder import Recorder, RunRecord, TaskResult
+
+DEPLOY_CHECK = "deploy"
+ROLLBACK_LABEL = "automatic-rollback"
+DEPLOYED_LABEL = "deployed"
+
+
+class DeployHooks:
+    def __init__(self, recorder: Recorder) -> None:
+        self.events: list[tuple[str, str, dict[str, Any], str]] = []  # (kind, host, labels, text)
+        recorder.result_hooks.append(self.on_result)
+        recorder.finish_hooks.append(self.on_finish)
+
+    def on_result(self, recorder: Recorder, result: TaskResult) -> None:
+        if not result.action.endswith(".release") or result.failed:
+            return
+        res = result.result
+        labels = res.get("labels") or {}
+        switched = res.get("switched") or {}
+        if not switched or not labels.get("deploy"):
+            return
+        move = f"{switched.get('from')} -> {switched.get('to')}"
+        text = f"{result.host}: {labels.get('service', '?')} switched {move}"
+        if labels["deploy"] == ROLLBACK_LABEL:
+            text += f" (automatic rollback: {labels.get('reason', 'health gate failed')})"
+        recorder.record.details.append(text)
+        self.events.append((labels["deploy"], result.host, labels, text))
+
+    def on_finish(self, recorder: Recorder, record: RunRecord) -> None:
+        if not self.events or recorder.store is None or record.check_mode:
+            return
+        store = recorder.store
+        store.ensure_layout()
+        incidents = IncidentStore(store)
+        changes: list[tuple[str, Incident, str]] = []
+        with store.locked(STATE_FILE):
+            active = incidents.active()
+            failed_hosts = {failure.host for failure in record.failures}
+            for kind, host, labels, text in self.events:
+                if kind == DEPLOYED_LABEL and host in failed_hosts:
+                    continue  # switched, then failed its gate: the rollback event tells the rest
+                change = _apply(incidents, active, kind, host, labels, recorder.redactor.redact_text(text))
+                if change is not None:
+                    changes.append(change)
+        alert = AlertRouter(recorder)
+        for kind, incident, text in changes:
+            record.details.append(text)
+            if incident.id not in record.incidents:
+                record.incidents.append(incident.id)
+            alert(kind, incident, text)
+
+
+def _apply(incidents, active, kind, host, labels, text) -> tuple[str, Incident, str] | None:
+    service = str(labels.get("service") or "?")
+    key = incident_key(host, service, DEPLOY_CHECK)
+    incident = active.get(key)
+    now = utcnow()
+    if kind == DEPLOYED_LABEL:
+        if incident is None:
+            return None
+        close(
+            incident,
+            f"resolved: {text}",
+            cause=incident.cause or "a release failed its health gate",
+            resolution=f"release {labels.get('version')} deployed and healthy",
+        )
+        incidents.save(incident)
+        return "resolved", incident, f"{incident.id} resolved: {incident.summary}"
+    if kind != ROLLBACK_LABEL:
+        return None
+    if incident is not None:
+        incident.note(f"again: {text}", now)
+        incidents.save(incident)
+        return None
+    incident = Incident(
+        id=incidents.new_id(now),
+        host=host,
+        service=service,
+        check=DEPLOY_CHECK,
+        summary=f"{host} deploy of {service} {labels.get('version', '?')} failed and was rolled back",
+        opened=now,
+        updated=now,
+        cause=str(labels.get("reason") or ""),
+        debugging_notes=debugging_section(incidents.store, service, DEPLOY_CHECK),
+    )
+    incident.note(f"opened: {text}", now)
+    incidents.save(incident)
+    active[key] = incident
+    return "opened", incident, f"{incident.id} opened: {incident.summary}"
+
+
+def release_rows(record: RunRecord) -> list[dict[str, Any]]:
+    """One row per host and deployable service from `aitbc.ops.release_info` loop results."""
+    rows = []
+    for result in record.results_for("aitbc.ops.release_info"):
+        for item in result.result.get("results") or [result.result]:
+            if item.get("skipped") or item.get("failed"):
+                continue
+            history = item.get("history") or []
+            last = history[-1] if history else {}
+            rows.append(
+                {
+                    "host": result.host,
+                    "service": item.get("item") or "-",
+                    "current": item.get("current"),
+                    "previous": item.get("previous"),
+                    "deployed_at": last.get("at"),
+                    "deployed_by": last.get("by"),
+                    "releases": [r.get("version") for r in item.get("releases") or []],
+                }
+            )
+    return rows
