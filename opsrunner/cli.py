@@ -494,6 +494,37 @@ def releases(ctx: Context, inventory: str | None, limit: str | None, as_json: bo
 
 
 @cli.group()
+def env() -> None:
+    """The environment knowledge (ai-memory/knowledge/environment.md)."""
+
+
+@env.command("sync")
+@inventory_option
+@click.option("--check", is_flag=True, help="Report whether it would change; write nothing.")
+@json_option
+@pass_ctx
+def env_sync(ctx: Context, inventory: str | None, check: bool, as_json: bool) -> None:
+    """Render knowledge/environment.md from the inventory: hosts, services, ports, URLs, health checks,
+    backup roots, schedules, and the names (never the values) of environment variables."""
+    request = RunRequest(
+        playbook=ctx.settings.playbook_path("env_sync.yml"),
+        inventory=ctx.inventory_path(inventory),
+        check=check,
+        diff=check,
+        extra_vars={"env_sync_memory_dir": str(ctx.settings.memory_dir)},
+        event="env sync",
+    )
+    outcome = execute(ctx, request, as_json)
+    path = ctx.settings.memory_dir / "knowledge" / "environment.md"
+    changed = outcome.record.totals().changed > 0
+    if not as_json:
+        click.echo(
+            f"{path}: {'would change' if check and changed else 'changed' if changed else 'unchanged'}"
+        )
+    finish(outcome, as_json, {"path": str(path), "changed": changed})
+
+
+@cli.group()
 def incidents() -> None:
     """List, show, acknowledge and resolve incident records (ai-memory/incidents/)."""
 

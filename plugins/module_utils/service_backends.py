@@ -512,7 +512,9 @@ class ProcessBackend(ServiceBackend):
 
     def check_startable(self) -> None:
         argv = self.argv()
-        env = self.environment()
+        # In check mode an env_file may be one an earlier task of the same run would have written.
+        missing_env_file = bool(self.spec.env_file) and not os.path.exists(self.spec.env_file)
+        env = dict(os.environ, **self.spec.env) if missing_env_file else self.environment()
         if not os.path.isdir(self.cwd):
             raise ServiceError(f"chdir not found: {self.cwd}")
         self.resolve_executable(argv, env)
