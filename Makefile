@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := openssh-server openssh-client redis-server sqlite3 supervisor iproute2 procps cron \
-	debootstrap systemd-container docker.io python3-cryptography
+	debootstrap systemd-container docker.io python3-cryptography chromium
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: demo test setup deb-deps lint sanity clean demo-down
+.PHONY: demo test setup deb-deps lint sanity units clean demo-down
 
 # The main job on the embedded default (inventory/local.yml): start the demo stack, take a verified
 # backup (the heartbeat checks its freshness), run the heartbeat, kill the coordinator, and watch the
@@ -32,9 +32,14 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --offline --profile production
+	$(BIN)/antsibull-changelog lint
 
 sanity: setup
 	bash scripts/ansible-test.sh sanity
+
+units: setup
+	bash scripts/ansible-test.sh units
 
 setup: deb-deps $(VENV)/.installed
 

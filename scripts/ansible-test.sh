@@ -116,7 +116,9 @@ export PATH=$WORK/bin:$PATH
 # --- 3. mirror the collection --------------------------------------------------------------------------
 FILE_LIST=$WORK/files.list
 # Not collection content: the opsrunner package, its tests and tooling. Sanity covers what ships in the collection.
-NOT_COLLECTION=(collections opsrunner benchmarks scripts .ci tests/integration tests/unit tests/conftest.py)
+# tests/unit holds the opsrunner unit tests too: of it only tests/unit/plugins (the ansible-test units layout) is
+# mirrored, by the filter below.
+NOT_COLLECTION=(collections opsrunner benchmarks scripts .ci tests/integration tests/conftest.py)
 EXCLUDES=()
 PRUNES=()
 for path in "${NOT_COLLECTION[@]}"; do
@@ -133,6 +135,9 @@ else
         -o -path ./tests/output -o -name __pycache__ -o -name '*.egg-info' \) -prune -o \( -type f -o -type l \) -print0 |
         sed -z 's|^\./||') > "$FILE_LIST"
 fi
+# tests/unit/*: only tests/unit/plugins/ is collection content (run by `ansible-test units`)
+grep -zvP '^tests/unit/(?!plugins/)' "$FILE_LIST" > "$FILE_LIST.tmp" || [[ $? -eq 1 ]]  # 1: nothing left
+mv -f "$FILE_LIST.tmp" "$FILE_LIST"
 
 mkdir -p "$DEST"
 # wipe everything but the mirror's .git and tests/output (the latter holds the --venv controller venv)

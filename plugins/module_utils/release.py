@@ -439,7 +439,8 @@ def _tamed(member: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
 def extract_archive(artifact: Artifact, dest: str) -> None:
     """Unpack member by member into ``dest`` (an empty folder), checking against what is already on disk
     that nothing lands outside it; folder modes are applied last (a read-only folder can still be filled)."""
-    assert artifact.archive is not None
+    if artifact.archive is None:
+        raise AssertionError("extract_archive needs an opened artifact")
     root = os.path.realpath(dest)
     folders: list[tarfile.TarInfo] = []
     for member in artifact.archive.getmembers():
@@ -697,7 +698,8 @@ def plan_unpack(run: Run, version: str) -> None:
 
 
 def do_unpack(run: Run, version: str) -> None:
-    assert run.artifact is not None
+    if run.artifact is None:
+        raise AssertionError("do_unpack needs the artifact that plan_unpack opened")
     meta = {
         "format": FORMAT,
         "version": version,
