@@ -721,6 +721,16 @@ _demo_command("down", "Stop every demo service.")
 _demo_command("status", "Show each demo service with its pid, port and health.")
 
 
+def _register_commands() -> None:
+    """Commands that live in their own modules."""
+    from .statuspage import report_command
+
+    cli.add_command(report_command, "report")
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="opsrunner", standalone_mode=False)

@@ -10,6 +10,7 @@ and alerts. The same code decides the budget the role asks for before restarting
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +25,15 @@ from .incidents import (
     debugging_section,
     incident_key,
 )
-from .memory import MemoryStore, utcnow
+from .memory import MemoryStore, atomic_write, format_time, utcnow
 from .recorder import Recorder, RunRecord, TaskResult
 
 HOST_SERVICE = "host"  # probes of the host itself (disk, memory, load), and reachability
 REACHABILITY_CHECK = "reachable"
+# One JSON line per heartbeat run (the status page's grid and uptime timeline), bounded in length.
+HISTORY_FILE = "incidents/.heartbeat-history.jsonl"
+HISTORY_MAX_LINES = 5000
+HISTORY_KEEP_LINES = 4000
 
 
 @dataclass
@@ -173,6 +178,10 @@ class HeartbeatHooks:
             self.transitions = apply(
                 store, self.hosts, self.config or HeartbeatConfig(), recorder.redactor.redact_text
             )
+            entry = history_entry(
+                record.run_id, record.finished or utcnow(), self.hosts, recorder.redactor.redact_text
+            )
+            append_history(store, entry)
         for transition in self.transitions:
             record.details.append(transition.text)
             if transition.incident and transition.incident.id not in record.incidents:
@@ -180,6 +189,52 @@ class HeartbeatHooks:
         for transition in self.transitions:
             if transition.incident is not None and _alerts_on(transition):
                 self.send_alert(transition.kind, transition.incident, transition.text)
+
+
+def history_entry(
+    run_id: str, when: dt.datetime, hosts: dict[str, HostReport], redact: Callable[[str], str]
+) -> dict[str, Any]:
+    """One heartbeat as a history line: per host, unreachable (or "") and each service's final state.
+
+    Services group the final probes as the heartbeat table does: a service is ok when all its probes are.
+    """
+    return {
+        "time": format_time(when),
+        "run_id": run_id,
+        "hosts": {
+            host: {"unreachable": redact(report.unreachable), "services": _service_states(report, redact)}
+            for host, report in sorted(hosts.items())
+        },
+    }
+
+
+def _service_states(report: HostReport, redact: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+    if report.unreachable:
+        return {}
+    grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for name, probe in sorted(report.final.items()):
+        grouped.setdefault(probe.get("service") or HOST_SERVICE, []).append((name, probe))
+    restarted = {r["service"] for r in report.restarts if r.get("ok")}
+    states = {}
+    for service, probes in sorted(grouped.items()):
+        failing = [(name, probe) for name, probe in probes if not probe.get("ok")]
+        if failing:
+            name, probe = failing[0]
+            detail = f"{name}: {probe.get('detail', '')}"
+        else:
+            detail = "restarted by the heartbeat" if service in restarted else ""
+        states[service] = {"ok": not failing, "detail": redact(detail)}
+    return states
+
+
+def append_history(store: MemoryStore, entry: dict[str, Any]) -> None:
+    """Append one line (one locked write); past HISTORY_MAX_LINES keep the newest HISTORY_KEEP_LINES."""
+    store.append(HISTORY_FILE, json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+    with store.locked(HISTORY_FILE) as path:
+        data = path.read_bytes()
+        if data.count(b"\n") > HISTORY_MAX_LINES:
+            kept = data.decode(errors="replace").splitlines(keepends=True)[-HISTORY_KEEP_LINES:]
+            atomic_write(path, "".join(kept))
 
 
 def _alerts_on(transition: Transition) -> bool:
