@@ -723,9 +723,11 @@ _demo_command("status", "Show each demo service with its pid, port and health.")
 
 def _register_commands() -> None:
     """Commands that live in their own modules."""
+    from .diagnose import diagnose_command
     from .statuspage import report_command
 
     cli.add_command(report_command, "report")
+    cli.add_command(diagnose_command, "diagnose")
 
 
 _register_commands()

@@ -3,18 +3,24 @@
 An incident is keyed by host + service + check and deduplicated on that key: while one is not
 resolved, failures update it instead of opening another. Records are Markdown that people read and
 this module parses back; each write replaces the file atomically under the store's lock.
+
+Every resolver (the heartbeat, backup verification, deploys, `opsrunner incidents resolve`) saves through
+`IncidentStore.save()`, which notices the transition to resolved (against the record on disk) and files
+the cause and resolution in failures/failure-archive.md (see failures.py); the record gets an Archive line.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import failures
 from .memory import MemoryStore, atomic_write, format_time, one_line, parse_time, utcnow
 
 STATUSES = ("open", "acknowledged", "resolved")
@@ -23,6 +29,10 @@ STATE_FILE = "incidents/.heartbeat-state.json"
 ID_RE = re.compile(r"^INC-\d{8}-\d{3,}$")
 FIELD_RE = re.compile(r"^- \*\*(?P<key>[A-Za-z ]+):\*\* ?(?P<value>.*)$")
 TIMELINE_RE = re.compile(r"^- (?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (?P<text>.*)$")
+RESOLVED_LINE = "- **Status:** resolved"
+ARCHIVE_LINK = "[failure-archive.md](../failures/failure-archive.md)"
+
+log = logging.getLogger(__name__)
 
 
 class IncidentError(Exception):
@@ -51,6 +61,7 @@ class Incident:
     restarts: int = 0
     cause: str = ""
     resolution: str = ""
+    archive: str = ""  # the failure archive entry (F-xxxxxxxx) it was filed under when resolved
     timeline: list[TimelineEntry] = field(default_factory=list)
     diagnostics: str = ""
     debugging_notes: str = ""
@@ -83,6 +94,8 @@ class Incident:
             ("Cause", one_line(self.cause) or "-"),
             ("Resolution", one_line(self.resolution) or "-"),
         ]
+        if self.archive:
+            fields.append(("Archive", f"{self.archive} in {ARCHIVE_LINK}"))
         lines = [f"# {self.id}: {one_line(self.summary, 200)}", ""]
         lines += [f"- **{key}:** {value}" for key, value in fields]
         lines += ["", "## Timeline", ""]
@@ -112,6 +125,7 @@ class Incident:
             sections.get("Diagnostics", "").strip().removeprefix("```text").removesuffix("```").strip()
         )
         resolved = fields.get("Resolved", "-")
+        archive = failures.ENTRY_ID_RE.search(fields.get("Archive", ""))
         return cls(
             id=incident_id,
             host=fields["Host"],
@@ -127,6 +141,7 @@ class Incident:
             restarts=int(fields.get("Restarts", "0")),
             cause="" if fields.get("Cause", "-") == "-" else fields["Cause"],
             resolution="" if fields.get("Resolution", "-") == "-" else fields["Resolution"],
+            archive=archive.group(0) if archive else "",
             timeline=timeline,
             diagnostics=diagnostics,
             debugging_notes=sections.get("Debugging notes", "").strip(),
@@ -186,8 +201,11 @@ class IncidentStore:
         return {i.key: i for i in self.all() if i.active}
 
     def save(self, incident: Incident) -> Path:
+        """Write the record; on its transition to resolved, file it in the failure archive first."""
         path = self.folder / f"{incident.id}.md"
         with self.store.locked(f"{INCIDENT_DIR}/{incident.id}.md"):
+            if incident.status == "resolved" and not incident.archive and not _resolved_on_disk(path):
+                _archive(self.store, incident)
             atomic_write(path, incident.to_markdown())
         return path
 
@@ -217,6 +235,24 @@ class IncidentStore:
             close(incident, f"resolved by {by}", cause=cause, resolution=resolution)
             self.save(incident)
         return incident
+
+
+def _resolved_on_disk(path: Path) -> bool:
+    try:
+        return RESOLVED_LINE in path.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+
+
+def _archive(store: MemoryStore, incident: Incident) -> None:
+    """File a resolved incident in the failure archive. A broken archive never stops the resolve."""
+    try:
+        incident.archive = failures.record_resolution(store, incident)
+    except Exception as exc:  # noqa: BLE001 - the resolution itself must be saved whatever happens here
+        log.warning("failure archive not updated for %s: %s", incident.id, exc)
+        incident.note(f"failure archive not updated: {type(exc).__name__}: {exc}", incident.resolved)
+        return
+    incident.note(f"filed in the failure archive as {incident.archive}", incident.resolved)
 
 
 def close(incident: Incident, text: str, cause: str = "", resolution: str = "") -> None:

@@ -53,11 +53,11 @@ class RunOutcome:
     status: str
 
 
-class _AnyTagLoader(yaml.SafeLoader):
+class AnyTagLoader(yaml.SafeLoader):
     """Parses YAML with Ansible's tags (!vault, !unsafe) without interpreting them."""
 
 
-_AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def validate_request(request: RunRequest) -> None:
@@ -73,7 +73,7 @@ def validate_request(request: RunRequest) -> None:
 
 def _parse_yaml(path: Path, what: str, expect: type) -> None:
     try:
-        data = yaml.load(path.read_text(), Loader=_AnyTagLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(path.read_text(), Loader=AnyTagLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -54,6 +54,7 @@ from ansible_collections.aitbc.ops.plugins.plugin_utils.recorder import ensure_o
 ensure_opsrunner()
 try:
     from opsrunner.ansible_secrets import host_secrets, redactor_for_environment
+    from opsrunner.diagnose import DiagnoseHooks
     from opsrunner.heartbeat import HeartbeatHooks
     from opsrunner.hooks import standard_hooks
     from opsrunner.logreview import review_hooks
@@ -109,6 +110,8 @@ class CallbackModule(CallbackBase):
             # Heartbeat results open, escalate and resolve incidents here too, as under opsrunner.
             HeartbeatHooks(self.recorder, expected=os.path.basename(playbook._file_name) == "heartbeat.yml")
             review_hooks(self.recorder)
+            if os.path.basename(playbook._file_name) == "diagnose.yml":
+                DiagnoseHooks(self.recorder)
         self._feed("playbook_on_start", playbook=playbook._file_name)
 
     def v2_playbook_on_play_start(self, play):
