@@ -27,7 +27,7 @@ demo-down: setup
 	$(BIN)/opsrunner demo down
 
 test: setup
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25
 
 lint: setup
 	$(BIN)/ruff check .

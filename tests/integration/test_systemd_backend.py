@@ -110,6 +110,13 @@ def role_runs(
         {"name": "AITBC units", "hosts": "aitbc", "gather_facts": False, "roles": ["aitbc.ops.systemd_units"]}
     ]
     book.write_text(yaml.safe_dump(play, sort_keys=False))
+    # The systemd host is shared by the session: start from a host without any of our units or files.
+    systemd_host.run(
+        "systemctl stop 'aitbc-*' 2>/dev/null; rm -f /etc/systemd/system/aitbc-*.service"
+        " /etc/systemd/system/multi-user.target.wants/aitbc-*.service;"
+        " systemctl daemon-reload; rm -rf /opt/aitbc",
+        check=True,
+    )
     runs: dict[str, Play] = {}
     runs["check"] = playbook(ansible_env, systemd_host, book, "--check")
     runs["check_left"] = Play(
