@@ -177,8 +177,8 @@ EXAMPLES = r'''
     version: 1.3.9
     state: rollback
 
-- name: Show the releases
-  aitbc.ops.release:
+- name: Show the releases (read-only)
+  aitbc.ops.release_info:
     app_root: /srv/aitbc/apps/coordinator-api
   register: releases
 
