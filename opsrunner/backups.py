@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .heartbeat import AlertRouter
-from .incidents import STATE_FILE, Incident, IncidentStore, close, debugging_section, incident_key
+from .heartbeat import IncidentChange, record_incident_changes
+from .incidents import Incident, IncidentStore, close, debugging_section, incident_key
 from .memory import utcnow
 from .recorder import Recorder, RunRecord, TaskResult
 
@@ -95,25 +95,17 @@ class BackupHooks:
         record.details.append(f"{result.host}: restored {files} from {res.get('set')}")
 
     def on_finish(self, recorder: Recorder, record: RunRecord) -> None:
-        if not self.verifications or recorder.store is None or record.check_mode:
+        if not self.verifications or record.check_mode:
             return
-        store = recorder.store
-        store.ensure_layout()
-        incidents = IncidentStore(store)
-        changes: list[tuple[str, Incident, str]] = []
-        with store.locked(STATE_FILE):
-            active = incidents.active()
-            for outcome in _per_host(self.verifications):
-                change = _apply(incidents, active, outcome, recorder.redactor.redact_text)
-                if change is not None:
-                    changes.append(change)
-        alert = AlertRouter(recorder)
-        for kind, incident, text in changes:
-            record.details.append(text)
-            if incident.id not in record.incidents:
-                record.incidents.append(incident.id)
-            if kind != "noted":
-                alert(kind, incident, text)
+        redact = recorder.redactor.redact_text
+
+        def decide(incidents: IncidentStore, active: dict[str, Incident]) -> list[IncidentChange]:
+            changes = (
+                _apply(incidents, active, outcome, redact) for outcome in _per_host(self.verifications)
+            )
+            return [change for change in changes if change is not None]
+
+        record_incident_changes(recorder, record, decide)
 
 
 def _per_host(outcomes: list[VerifyOutcome]) -> list[VerifyOutcome]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .heartbeat import AlertRouter
-from .incidents import STATE_FILE, Incident, IncidentStore, close, debugging_section, incident_key
+from .heartbeat import IncidentChange, record_incident_changes
+from .incidents import Incident, IncidentStore, close, debugging_section, incident_key
 from .memory import utcnow
 from .recorder import Recorder, RunRecord, TaskResult
 
@@ -42,27 +42,22 @@ class DeployHooks:
         self.events.append((labels["deploy"], result.host, labels, text))
 
     def on_finish(self, recorder: Recorder, record: RunRecord) -> None:
-        if not self.events or recorder.store is None or record.check_mode:
+        if not self.events or record.check_mode:
             return
-        store = recorder.store
-        store.ensure_layout()
-        incidents = IncidentStore(store)
-        changes: list[tuple[str, Incident, str]] = []
-        with store.locked(STATE_FILE):
-            active = incidents.active()
-            failed_hosts = {failure.host for failure in record.failures}
+        redact = recorder.redactor.redact_text
+        failed_hosts = {failure.host for failure in record.failures}
+
+        def decide(incidents: IncidentStore, active: dict[str, Incident]) -> list[IncidentChange]:
+            changes = []
             for kind, host, labels, text in self.events:
                 if kind == DEPLOYED_LABEL and host in failed_hosts:
                     continue  # switched, then failed its gate: the rollback event tells the rest
-                change = _apply(incidents, active, kind, host, labels, recorder.redactor.redact_text(text))
+                change = _apply(incidents, active, kind, host, labels, redact(text))
                 if change is not None:
                     changes.append(change)
-        alert = AlertRouter(recorder)
-        for kind, incident, text in changes:
-            record.details.append(text)
-            if incident.id not in record.incidents:
-                record.incidents.append(incident.id)
-            alert(kind, incident, text)
+            return changes
+
+        record_incident_changes(recorder, record, decide)
 
 
 def _apply(incidents, active, kind, host, labels, text) -> tuple[str, Incident, str] | None:

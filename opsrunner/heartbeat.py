@@ -276,6 +276,33 @@ class AlertRouter:
             self.recorder.record.details.append(f"alert {kind} {incident.id} to {delivery.target}: {outcome}")
 
 
+# An incident change decided outside the heartbeat: (kind: opened | noted | resolved, incident, text).
+IncidentChange = tuple[str, Incident, str]
+
+
+def record_incident_changes(
+    recorder: Recorder,
+    record: RunRecord,
+    decide: Callable[[IncidentStore, dict[str, Incident]], list[IncidentChange]],
+) -> None:
+    """Run `decide` (incidents, active by key) under the incident lock, then note each change in the run
+    and alert on every one but a note. Backup verification and deploy rollbacks share this."""
+    store = recorder.store
+    if store is None:
+        return
+    store.ensure_layout()
+    incidents = IncidentStore(store)
+    with store.locked(STATE_FILE):
+        changes = decide(incidents, incidents.active())
+    alert = AlertRouter(recorder)
+    for kind, incident, text in changes:
+        record.details.append(text)
+        if incident.id not in record.incidents:
+            record.incidents.append(incident.id)
+        if kind != "noted":
+            alert(kind, incident, text)
+
+
 def _alert_body(incident: Incident, text: str) -> str:
     lines = [text, "", f"Host: {incident.host}", f"Service: {incident.service}", f"Check: {incident.check}"]
     lines += ["", "Timeline:"] + [f"- {t.text}" for t in incident.timeline[-5:]]
