@@ -15,17 +15,10 @@ from .heartbeat import IncidentChange, record_incident_changes
 from .incidents import Incident, IncidentStore, close, debugging_section, incident_key
 from .memory import utcnow
 from .recorder import Recorder, RunRecord, TaskResult
+from .report import size_text
 
 BACKUP_SERVICE = "backup"
 VERIFY_CHECK = "backup verify"
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 @dataclass
@@ -59,7 +52,7 @@ class BackupHooks:
         label = f" ({backup['label']})" if backup.get("label") else ""
         record.details.append(
             f"{result.host}: backup set {backup['set']}{label}: {len(backup.get('files') or [])} file(s), "
-            f"{human_bytes(backup.get('bytes') or 0)}"
+            f"{size_text(backup.get('bytes') or 0)}"
         )
 
     def _on_backup_verify(self, record: RunRecord, result: TaskResult) -> None:
