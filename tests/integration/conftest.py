@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from nspawn import systemd_host_fixture as systemd_host_fixture  # the shared systemd host (nspawn)
+from stack import SharedStack
 from testhosts import SSHD, HostPool, create_hosts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,11 +30,24 @@ def testhosts_unavailable() -> str | None:
     return None
 
 
+def _uses_stack(item: pytest.Item) -> bool:
+    return "stack" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Anything on the real hosts is an integration test, whether or not its module says so.
     for item in items:
         if "ssh_hosts" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+    # The modules on the shared demo stack run back to back (after the unit tests), so it goes up once.
+    here = Path(__file__).parent
+
+    def group(item: pytest.Item) -> int:
+        if here not in Path(str(item.path)).parents:
+            return 0
+        return 1 if _uses_stack(item) else 2
+
+    items.sort(key=group)  # stable: file and test order within each group stay as collected
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +66,36 @@ def ssh_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostPool]:
         yield pool
     finally:
         pool.close()
+
+
+_SHARED_STACK: list[SharedStack] = []
+
+
+@pytest.fixture(scope="session")
+def shared_stack(ssh_hosts: HostPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
+    """The demo stack on t1..t3; a module's `stack` fixture calls `.up()` (see stack.SharedStack)."""
+    shared = SharedStack(ssh_hosts, tmp_path_factory.mktemp("shared-stack"))
+    _SHARED_STACK.append(shared)
+    try:
+        yield shared
+    finally:
+        shared.down()
+        _SHARED_STACK.remove(shared)
+
+
+@pytest.fixture
+def stack(shared_stack: SharedStack) -> HostPool:
+    """The SSH test hosts with the demo stack running on each (restarted if a test left it broken)."""
+    shared_stack.up()
+    return shared_stack.pool
+
+
+@pytest.fixture(autouse=True)
+def _no_stack_unless_asked(request: pytest.FixtureRequest) -> None:
+    # Tests without `stack` expect the hosts' ports free and no demo processes (molecule scenarios start
+    # their own), so the shared stack goes down before the first of them.
+    if _SHARED_STACK and not _uses_stack(request.node):
+        _SHARED_STACK[0].down()
 
 
 @pytest.fixture(scope="session")

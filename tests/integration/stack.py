@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from testhosts import HostPool
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -54,12 +54,44 @@ def inventory_with(
     return target
 
 
-@contextmanager
-def demo_stack(inventory: Path | str, work: Path) -> Iterator[None]:
-    """The demo stack up on the inventory's hosts for the duration of the block."""
-    up = opsrunner("demo", "up", "-i", str(inventory), cwd=work)
-    assert up.returncode == 0, up.stdout + up.stderr
+DEMO_SERVICES = ("redis", "coordinator-api", "blockchain-node", "blockchain-rpc", "wallet-daemon")
+
+
+def _alive(pidfile: Path) -> bool:
     try:
-        yield
-    finally:
-        opsrunner("demo", "down", "-i", str(inventory), cwd=work)
+        os.kill(int(pidfile.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@dataclass
+class SharedStack:
+    """The demo stack on the SSH test hosts, shared by the test modules that need it.
+
+    Bringing the stack up and down costs about 26 s, so it stays up from the first module that asks for
+    it (`up`) until a test that must not see it runs (`down`); conftest orders the stack's modules
+    together. A module may leave a service killed or stopped: `up` restarts the stack then."""
+
+    pool: HostPool
+    work: Path
+    is_up: bool = False
+
+    def healthy(self) -> bool:
+        return all(
+            _alive(host.state_dir / "run" / f"{service}.pid")
+            for host in self.pool.hosts
+            for service in DEMO_SERVICES
+        )
+
+    def up(self) -> None:
+        if self.is_up and self.healthy():
+            return
+        done = opsrunner("demo", "up", "-i", str(self.pool.inventory), cwd=self.work)
+        assert done.returncode == 0, done.stdout + done.stderr
+        self.is_up = True
+
+    def down(self) -> None:
+        if self.is_up:
+            self.is_up = False
+            opsrunner("demo", "down", "-i", str(self.pool.inventory), cwd=self.work)

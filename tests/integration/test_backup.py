@@ -12,12 +12,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from adhoc import BIN, REPO, run_module
-from stack import demo_stack, inventory_with, opsrunner, opsrunner_json
+from stack import inventory_with, opsrunner, opsrunner_json
 
 from opsrunner.incidents import IncidentStore
 from opsrunner.memory import MemoryStore
@@ -30,12 +29,6 @@ from ansible_collections.aitbc.ops.plugins.module_utils import backup as bk  # n
 
 KEY = "integration-backup-key-7Qw2"  # stands in for the vaulted aitbc_backup_key
 PLANTED = "PLANTED-WALLET-SECRET-d41d8cd98f00"
-
-
-@pytest.fixture(scope="module")
-def stack(ssh_hosts, tmp_path_factory) -> Iterator:
-    with demo_stack(ssh_hosts.inventory, tmp_path_factory.mktemp("backup-stack")):
-        yield ssh_hosts
 
 
 def host(pool, name: str):

@@ -5,13 +5,11 @@ restarts only the service it concerns; no secret value reaches memory, artifacts
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from adhoc import BIN
-from stack import demo_stack, inventory_with, opsrunner
+from stack import inventory_with, opsrunner
 
 from opsrunner.memory import MemoryStore
 
@@ -19,12 +17,6 @@ HMAC = "planted-hmac-secret-Vq8Zt1"
 HMAC_ROTATED = "rotated-hmac-secret-Lk3Pd9"
 API_KEYS = "planted-api-key-Rm2Xs7"
 PASSWORD = "vault-pass-for-tests"
-
-
-@pytest.fixture(scope="module")
-def stack(ssh_hosts, tmp_path_factory) -> Iterator:
-    with demo_stack(ssh_hosts.inventory, tmp_path_factory.mktemp("config-stack")):
-        yield ssh_hosts
 
 
 def vault_inventory(pool, folder: Path, hmac: str) -> tuple[Path, dict[str, str]]:

@@ -7,23 +7,16 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from adhoc import REPO, run_module
-from stack import demo_stack, inventory_with, opsrunner, opsrunner_json
+from stack import inventory_with, opsrunner, opsrunner_json
 
 from opsrunner.incidents import IncidentStore
 from opsrunner.memory import MemoryStore
 
 DEMO = REPO / "demo" / "aitbc_demo.py"
-
-
-@pytest.fixture(scope="module")
-def stack(ssh_hosts, tmp_path_factory) -> Iterator:
-    with demo_stack(ssh_hosts.inventory, tmp_path_factory.mktemp("deploy-stack")):
-        yield ssh_hosts
 
 
 @pytest.fixture(scope="module")

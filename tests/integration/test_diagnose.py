@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from nspawn import SystemdHost
-from stack import BIN, REPO, demo_stack, opsrunner
+from stack import BIN, REPO, opsrunner
 
 from opsrunner.diagnose import load_bundle
 from opsrunner.failures import read_archive
@@ -48,12 +47,6 @@ def diagnose_json(*args: str, cwd: Path) -> tuple[int, dict]:
     done = diagnose(*args, "--json", cwd=cwd)
     assert done.stdout.strip(), done.stderr
     return done.returncode, json.loads(done.stdout)
-
-
-@pytest.fixture(scope="module")
-def stack(ssh_hosts, tmp_path_factory) -> Iterator:
-    with demo_stack(ssh_hosts.inventory, tmp_path_factory.mktemp("stack")):
-        yield ssh_hosts
 
 
 def pid_of(host, service: str) -> int:

@@ -16,17 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from stack import demo_stack, inventory_with, opsrunner
+from stack import inventory_with, opsrunner
 
 from opsrunner.incidents import IncidentStore
 from opsrunner.memory import MemoryStore, utcnow
-
-
-@pytest.fixture(scope="module")
-def stack(ssh_hosts, tmp_path_factory) -> Iterator:
-    """The demo stack up on t1..t3 (each host in its own network namespace, so ports repeat)."""
-    with demo_stack(ssh_hosts.inventory, tmp_path_factory.mktemp("stack")):
-        yield ssh_hosts
 
 
 def heartbeat(inventory: Path, cwd: Path, *extra: str) -> tuple[int, dict]:

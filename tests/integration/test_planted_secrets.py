@@ -8,13 +8,11 @@ store, runner artifacts, status page, backup store) may hold a planted value."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from adhoc import BIN
-from stack import demo_stack, inventory_with, opsrunner
+from stack import inventory_with, opsrunner
 
 from opsrunner.cli import cli
 
@@ -27,12 +25,6 @@ PLANTED = {
 ALERT_PASSWORD = "planted-smtp-pw-Jb5Ku1Xo"
 ENV_TOKEN = "planted-env-token-Dq6Vz0Ma"
 PASSWORD = "planted-vault-password-Ty3"
-
-
-@pytest.fixture(scope="module")
-def stack(ssh_hosts, tmp_path_factory) -> Iterator:
-    with demo_stack(ssh_hosts.inventory, tmp_path_factory.mktemp("secrets-stack")):
-        yield ssh_hosts
 
 
 def planted_inventory(pool, folder: Path) -> tuple[Path, dict[str, str]]:

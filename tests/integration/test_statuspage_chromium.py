@@ -13,13 +13,12 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
-from stack import REPO, demo_stack, inventory_with, opsrunner
+from stack import REPO, inventory_with, opsrunner
 
 KEY = "statuspage-backup-key-4Rt9"  # stands in for the vaulted aitbc_backup_key
 CHROMIUM_TIMEOUT_S = 120
@@ -31,12 +30,6 @@ def chromium() -> str:
     if found is None:
         pytest.skip("headless Chromium not installed (Debian package chromium; `make setup` installs it)")
     return found
-
-
-@pytest.fixture(scope="module")
-def stack(chromium, ssh_hosts, tmp_path_factory) -> Iterator:
-    with demo_stack(ssh_hosts.inventory, tmp_path_factory.mktemp("statuspage-stack")):
-        yield ssh_hosts
 
 
 def browse(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,7 +72,7 @@ def run_ok(*args: str, cwd: Path, env: dict[str, str] | None = None, codes: tupl
     return done.stdout
 
 
-def test_status_page_shows_a_killed_coordinator_down_in_chromium(stack, chromium, tmp_path) -> None:
+def test_status_page_shows_a_killed_coordinator_down_in_chromium(chromium, stack, tmp_path) -> None:
     inventory = str(
         inventory_with(
             stack,
