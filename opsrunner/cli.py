@@ -90,6 +90,13 @@ def finish(outcome: RunOutcome, as_json: bool, extra: dict[str, Any] | None = No
     sys.exit(record.exit_code)
 
 
+def finish_rows(outcome: RunOutcome, as_json: bool, key: str, rows: list[Any], table: str) -> None:
+    """Finish a command that reads the hosts: its rows under `key` in --json, else the table first."""
+    if not as_json:
+        click.echo(table)
+    finish(outcome, as_json, {key: rows})
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @inventory_option
 @click.option(
@@ -283,10 +290,7 @@ def backups_list(ctx: Context, inventory: str | None, limit: str | None, as_json
     )
     outcome = execute(ctx, request, as_json)
     rows = report.backup_set_rows(outcome.record)
-    if as_json:
-        finish(outcome, as_json, {"sets": rows})
-    click.echo(report.backup_table(rows))
-    finish(outcome, as_json)
+    finish_rows(outcome, as_json, "sets", rows, report.backup_table(rows))
 
 
 @cli.command()
@@ -474,8 +478,6 @@ def releases(ctx: Context, inventory: str | None, limit: str | None, as_json: bo
     )
     outcome = execute(ctx, request, as_json)
     rows = release_rows(outcome.record)
-    if as_json:
-        finish(outcome, as_json, {"releases": rows})
     headers = ["HOST", "SERVICE", "CURRENT", "PREVIOUS", "DEPLOYED", "BY", "ON HOST"]
     body = [
         [
@@ -489,8 +491,7 @@ def releases(ctx: Context, inventory: str | None, limit: str | None, as_json: bo
         ]
         for r in rows
     ]
-    click.echo(report.table(headers, body) if body else "no releases")
-    finish(outcome, as_json)
+    finish_rows(outcome, as_json, "releases", rows, report.table(headers, body) if body else "no releases")
 
 
 @cli.group()
@@ -710,10 +711,7 @@ def _demo_command(action: str, help_text: str) -> None:
         )
         outcome = execute(ctx, request, as_json)
         rows = report.demo_rows(outcome.record)
-        if as_json:
-            finish(outcome, as_json, {"services": rows})
-        click.echo(report.demo_table(rows))
-        finish(outcome, as_json)
+        finish_rows(outcome, as_json, "services", rows, report.demo_table(rows))
 
 
 _demo_command("up", "Install and start the demo stack, then show its status.")
