@@ -116,14 +116,15 @@ options:
 '''
 
 EXAMPLES = r'''
-- name: Back up the coordinator database, the wallet keystore and Redis
+- name: Back up the coordinator and chain databases, the wallet keystore and Redis
   aitbc.ops.backup:
     root: /var/backups/aitbc
     host: "{{ inventory_hostname }}"
     sources:
       - {kind: sqlite, service: coordinator-api, path: /var/lib/aitbc/coordinator/coordinator.db}
+      - {kind: sqlite, service: blockchain-node, path: /var/lib/aitbc/chain/chain.db}
       - {kind: files, service: wallet-daemon, path: /var/lib/aitbc/wallet/keystore}
-      - {kind: redis, service: redis, port: 6379}
+      - {kind: redis, service: redis, port: 6379, password: "{{ redis_password }}"}
     encryption_key: "{{ vault_aitbc_backup_key }}"
     label: scheduled
   register: backup

@@ -93,8 +93,8 @@ EXAMPLES = r'''
 - name: Re-check the checksums of a copy fetched to the controller
   aitbc.ops.backup_verify:
     root: /srv/backup-store
-    host: node1
-    set: 20261124T010000Z
+    host: "{{ inventory_hostname }}"
+    set: newest
     checksums_only: true
   delegate_to: localhost
 '''

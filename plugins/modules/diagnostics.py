@@ -137,9 +137,9 @@ EXAMPLES = r'''
   aitbc.ops.diagnostics:
     services:
       - name: coordinator-api
-        pidfile: /run/aitbc/coordinator.pid
+        pidfile: /run/aitbc/coordinator-api.pid
         port: 8000
-        log_file: /var/log/aitbc/coordinator.log
+        log_file: /var/log/aitbc/coordinator-api.log
       - name: blockchain-node
         unit: aitbc-blockchain-node.service
         port: 8545

@@ -71,7 +71,7 @@ EXAMPLES = r'''
   aitbc.ops.env_file:
     path: /srv/aitbc/config/coordinator-api.env
     values:
-      DATABASE_URL: sqlite:////srv/aitbc/data/coordinator/coordinator.db
+      DATABASE_URL: sqlite:////var/lib/aitbc/coordinator/coordinator.db
     secret_values:
       COORDINATOR_API_KEYS: "{{ vault_coordinator_api_keys }}"
       HMAC_SECRET: "{{ vault_hmac_secret }}"

@@ -224,7 +224,7 @@ EXAMPLES = r'''
         timeout: 3
         json:
           - height > 0
-          - supported_chains contains ait-devnet
+          - chain_id == ait-devnet
         max_latency_ms: 500
       - type: redis
         service: redis
@@ -240,7 +240,7 @@ EXAMPLES = r'''
       - type: memory
         min_available_percent: 10
       - type: load
-        max_load_per_cpu: 2
+        max_load_per_cpu: 4
 
 - name: Heartbeat - report instead of failing
   aitbc.ops.health:

@@ -141,7 +141,7 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Copy the artifact to the host (src is a path on the host)
+- name: Copy the artifact to the host (the release module's src is a path on the host)
   ansible.builtin.copy:
     src: "dist/coordinator-api-1.4.2.tar.gz"
     dest: /srv/aitbc/apps/coordinator-api/artifacts/1.4.2.tar.gz
@@ -152,7 +152,7 @@ EXAMPLES = r'''
     app_root: /srv/aitbc/apps/coordinator-api
     version: 1.4.2
     src: /srv/aitbc/apps/coordinator-api/artifacts/1.4.2.tar.gz
-    checksum: "sha256:9f2c4e...c0de"
+    checksum: "sha256:{{ artifact_sha256 }}"
     deployed_by: "{{ lookup('ansible.builtin.env', 'USER') }}"
     state: present
 
@@ -169,7 +169,7 @@ EXAMPLES = r'''
     app_root: /srv/aitbc/apps/coordinator-api
     state: rollback
     reason: health gate failed after 1.4.2
-  when: deploy.switched
+  when: deploy.switched is not none
 
 - name: Back to a named release still on the host
   aitbc.ops.release:

@@ -64,11 +64,11 @@ options:
 '''
 
 EXAMPLES = r'''
-- name: Restore the chain database from a set (the node is stopped)
+- name: Restore the chain database from the newest verified set (the node is stopped)
   aitbc.ops.restore:
     root: /var/backups/aitbc
     host: "{{ inventory_hostname }}"
-    set: 20261124T010000Z
+    set: "{{ backups.newest_verified.set }}"
     items: [blockchain-node]
     confirm: true
 '''

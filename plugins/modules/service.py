@@ -171,15 +171,15 @@ EXAMPLES = r"""
     name: coordinator-api
     state: started
     backend: process
-    command: "{{ aitbc_services['coordinator-api'].command }}"
-    pidfile: "{{ aitbc_services['coordinator-api'].pidfile }}"
-    log_file: "{{ aitbc_services['coordinator-api'].log_file }}"
-    env: "{{ aitbc_services['coordinator-api'].env }}"
+    command: "{{ aitbc_catalogue['coordinator-api'].command }}"
+    pidfile: "{{ aitbc_catalogue['coordinator-api'].pidfile }}"
+    log_file: "{{ aitbc_catalogue['coordinator-api'].log_file }}"
+    env: "{{ aitbc_catalogue['coordinator-api'].env }}"
     wait_healthy:
       probes:
         - name: coordinator health
           type: http
-          url: "{{ aitbc_services['coordinator-api'].url }}/health"
+          url: "{{ aitbc_catalogue['coordinator-api'].url }}/health"
       timeout: 30
 
 - name: Restart a supervisord program
@@ -189,17 +189,17 @@ EXAMPLES = r"""
     backend: supervisor
     supervisor_config: /etc/supervisor/supervisord.conf
 
-- name: Stop a systemd unit (backend detected)
+- name: Stop a service, whichever manager runs it (backend detected)
   aitbc.ops.service:
     name: blockchain-node
     state: stopped
 
-- name: Query a container on another Docker daemon
+- name: Query a container on a rootless Docker daemon
   aitbc.ops.service:
     name: redis
     container: aitbc-redis
     backend: docker
-    docker_host: unix:///run/docker-test.sock
+    docker_host: unix:///run/user/1000/docker.sock
   register: redis_status
 
 - name: Show whether it runs
