@@ -219,6 +219,12 @@ def proc_uptime(pid: int) -> float | None:
         return round(max(0.0, time.time() - (_boot_time() + started_after_boot)), 1)
 
 
+# A daemon's pidfile is written right after it is spawned; /proc start times are only as exact as the
+# boot time (whole seconds).
+SPAWN_SLACK_S = 2.0
+OLDER_COMMAND = "running an older command: restart to apply the new one"
+
+
 def proc_start_epoch(pid: int) -> float | None:
     st = proc_stat(pid)
     return None if st is None else _boot_time() + st["starttime"] / CLK_TCK
@@ -487,10 +493,11 @@ class ProcessBackend(ServiceBackend):
         return self.argv() if (self.spec.command or "").strip() else None
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # The env_file (the applied configuration) overrides env, as systemd's EnvironmentFile= overrides
+        # Environment= in the units of the same catalogue.
+        env = {**os.environ, **self.spec.env}
         if self.spec.env_file:
             env.update(read_env_file(self.spec.env_file))
-        env.update(self.spec.env)
         return env
 
     def resolve_executable(self, argv: list[str], env: dict[str, str]) -> str:
@@ -582,6 +589,8 @@ class ProcessBackend(ServiceBackend):
             if not ok and expected[:2] == ["/bin/sh", "-c"]:
                 ok = cmdline_matches(_shell_words(expected[2]), actual, st.get("comm", ""))
             if not ok:
+                if self.spawned_for_pidfile(pid):
+                    return pid, OLDER_COMMAND
                 return None, f"stale pidfile (pid {pid} now runs another program)"
         else:
             # No command to compare: a process that started well after the pidfile was written
@@ -591,19 +600,26 @@ class ProcessBackend(ServiceBackend):
                     return None, f"stale pidfile (pid {pid} started after the pidfile was written)"
         return pid, ""
 
+    def spawned_for_pidfile(self, pid: int) -> bool:
+        """Did ``pid`` start when the pidfile was written? Then it is the daemon start() spawned, even
+        if the catalogue's command has changed since; a reused pid starts later than that."""
+        with contextlib.suppress(OSError, ServiceError, TypeError):
+            return abs(proc_start_epoch(pid) - os.stat(self.pidfile).st_mtime) <= SPAWN_SLACK_S
+        return False
+
     # ---- actions ----------------------------------------------------------------------------
 
     def status(self) -> dict:
         pid, why = self.running_pid()
         if pid is None:
             return self._status(False, detail=why)
-        return self._status(True, pid, proc_uptime(pid), "running")
+        return self._status(True, pid, proc_uptime(pid), why or "running")
 
     def start(self) -> str | None:
         with self.lock():
             pid, why = self.running_pid()
             if pid is not None:
-                return "already running"
+                return f"already running; {why}" if why else "already running"
             note = "replaced " + why if why.startswith("stale") else None
             self._spawn()
             return note
@@ -1236,6 +1252,9 @@ def _manage_service(params: dict, check_mode: bool) -> dict:
 
     if action is None:
         result["msg"] = f"{name} is already {running}"
+        if before["detail"] == OLDER_COMMAND:
+            result["msg"] += f" ({OLDER_COMMAND})"
+            result["warnings"] = [f"{name} is {OLDER_COMMAND}"]
         if isinstance(backend, ProcessBackend) and before["detail"].startswith("stale"):
             note = f"would remove {before['detail']}" if check_mode else backend.cleanup_stale()
             if note:

@@ -69,6 +69,8 @@ options:
       - For O(backend=process), where the pid of the daemon is kept (written atomically).
       - A pidfile whose pid is dead, a zombie, or now runs another program is stale. It counts as
         stopped, and is replaced on start or removed on stop.
+      - A daemon started with an earlier O(command) (it started when its pidfile was written) is still
+        this service. It counts as running, with a warning, until V(restarted) applies the new command.
       - Defaults to C(/run/aitbc-ops/NAME.pid) for root, else a per-user runtime directory.
       - For O(backend=sysv), optionally read to report RV(service.pid).
     type: path
@@ -85,8 +87,8 @@ options:
     type: path
   env:
     description:
-      - For O(backend=process), environment variables for the daemon. They override those of the module
-        and of O(env_file).
+      - For O(backend=process), environment variables for the daemon. They override those of the module;
+        O(env_file) overrides them (as C(EnvironmentFile=) overrides C(Environment=) in a systemd unit).
       - Values are never echoed in results (module arguments are returned with the values masked).
     type: dict
   env_file:
@@ -235,7 +237,8 @@ service:
       sample: 12.5
     detail:
       description: The backend's own state words (V(running), V(active/running),
-        V(FATAL Exited too quickly), ...) or why a pidfile is stale.
+        V(FATAL Exited too quickly), ...), why a pidfile is stale, or that the daemon runs an
+        earlier command.
       type: str
       sample: running
 msg:

@@ -208,6 +208,27 @@ def test_restart_changes_the_pid(role_runs: dict[str, Play], systemd_host: Syste
     assert result["service"]["pid"] == int(unit_props(systemd_host)["MainPID"])
 
 
+def test_a_restart_applies_the_env_file_over_the_units_environment(
+    role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
+) -> None:
+    # What role aitbc.ops.config writes (0600); the unit names it in EnvironmentFile=, never its values.
+    env_file = "/opt/aitbc/config/coordinator-api.env"
+    assert f"EnvironmentFile=-{env_file}" in systemd_host.run(f"systemctl cat {UNIT}", check=True).stdout
+    systemd_host.run(
+        f"install -d -m 0750 /opt/aitbc/config && umask 077 && "
+        f"printf 'APP_ENV=staging\\nHMAC_SECRET=from-the-env-file\\n' > {env_file}",
+        check=True,
+    )
+    try:
+        status, result = service(ansible_env, systemd_host, state="restarted", wait_healthy=HEALTH)
+        assert status == "CHANGED", result
+        environ = systemd_host.run(f"tr '\\0' '\\n' < /proc/{result['service']['pid']}/environ").stdout
+        assert "HMAC_SECRET=from-the-env-file" in environ.splitlines()
+        assert "APP_ENV=staging" in environ.splitlines()  # the file wins over Environment="APP_ENV=demo"
+    finally:
+        systemd_host.run(f"rm -f {env_file} && systemctl restart {UNIT}", check=True)
+
+
 def test_auto_backend_picks_systemd(
     role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
 ) -> None:

@@ -292,6 +292,28 @@ def test_stale_pidfile_whose_pid_now_runs_another_program(daemons: Daemons) -> N
     assert daemons.run(params, "stopped")["changed"] is True
 
 
+def test_a_changed_command_keeps_the_running_daemon_managed_until_restart(daemons: Daemons) -> None:
+    old = daemons.params()
+    first = daemons.run(old, "started")["service"]["pid"]
+    # The catalogue's command changes under the running daemon (a new flag, say): the daemon in the
+    # pidfile is still ours, so it is neither forgotten nor started twice.
+    new = daemons.params(code=sleeper_code(daemons.marker) + "\n# --workers 4")
+
+    status = daemons.run(new, "status")
+    assert status["service"]["active"] is True and status["service"]["pid"] == first
+    assert status["service"]["detail"] == sb.OLDER_COMMAND
+
+    started = daemons.run(new, "started")
+    assert started["changed"] is False and started["service"]["pid"] == first
+    assert started["warnings"] == [f"sleeper is {sb.OLDER_COMMAND}"]
+
+    restarted = daemons.run(new, "restarted")
+    second = restarted["service"]["pid"]
+    assert restarted["changed"] is True and second != first and not alive(first) and alive(second)
+    assert daemons.run(new, "status")["service"]["detail"] == "running"
+    assert daemons.run(new, "stopped")["changed"] is True and not alive(second)
+
+
 def test_a_pidfile_without_command_still_reports_and_stops(daemons: Daemons) -> None:
     params = daemons.params()
     pid = daemons.run(params, "started")["service"]["pid"]
@@ -358,9 +380,10 @@ def test_shell_command_runs_through_sh_and_is_tracked(daemons: Daemons) -> None:
 def test_environment_from_env_file_and_env(daemons: Daemons, tmp_path: Path) -> None:
     env_file = tmp_path / "svc.env"
     env_file.write_text("# comment\n\nexport SVC_A='from-file'\nSVC_B=\"file-b\"\n")
-    params = daemons.params(env_file=str(env_file), env={"SVC_B": 42})
+    params = daemons.params(env_file=str(env_file), env={"SVC_A": "from-env", "SVC_B": 42})
     daemons.run(params, "started")
-    assert wait_for(lambda: "ready from-file 42" in Path(params["log_file"]).read_text())
+    # The file (the applied configuration) wins over env, as EnvironmentFile= does in systemd.
+    assert wait_for(lambda: "ready from-file file-b" in Path(params["log_file"]).read_text())
 
     env_file.write_text("SVC_A=ok\nthis line is wrong\n")
     daemons.run(params, "stopped")
