@@ -18,25 +18,16 @@ description:
     apart in RV(leftovers) and are never counted as good sets.
 author:
   - aitbc-ops developers (@aitbc-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - aitbc.ops.backup_sets
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description:
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-options:
-  root:
-    description:
-      - The backup root holding C(<host>/<set>/) folders.
-    type: path
-    required: true
-  host:
-    description:
-      - The host's folder under O(root), usually C(inventory_hostname).
-    type: str
-    required: true
+  platform:
+    platforms: posix
 '''
 
 EXAMPLES = r'''

@@ -20,26 +20,18 @@ description:
     may belong to a backup still running and are left alone.
 author:
   - aitbc-ops developers (@aitbc-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - aitbc.ops.backup_sets
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would be deleted.
   diff_mode:
-    description:
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 options:
-  root:
-    description:
-      - The backup root holding C(<host>/<set>/) folders.
-    type: path
-    required: true
-  host:
-    description:
-      - The host's folder under O(root), usually C(inventory_hostname).
-    type: str
-    required: true
   keep_last:
     description:
       - How many of the newest sets to keep.

@@ -23,26 +23,18 @@ description:
   - Fails when a set fails any check, with a message naming the file and the reason.
 author:
   - aitbc-ops developers (@aitbc-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - aitbc.ops.backup_sets
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Verifies as usual but does not record the result in the manifest.
   diff_mode:
-    description:
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 options:
-  root:
-    description:
-      - The backup root holding C(<host>/<set>/) folders.
-    type: path
-    required: true
-  host:
-    description:
-      - The host's folder under O(root), usually C(inventory_hostname).
-    type: str
-    required: true
   set:
     description:
       - Which sets to verify - a set name (C(20261124T010000Z)), a set folder path, C(newest), C(unverified)

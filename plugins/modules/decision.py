@@ -23,33 +23,25 @@ description:
   - Secret values are masked before the record is written, as everywhere in the memory store.
 author:
   - aitbc-ops developers (@aitbc-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
-    description:
-      Indicates this has a corresponding action plugin so some parts of the work are done on the controller.
     support: full
   async:
-    description: Supports being used with the C(async) keyword.
     support: none
   bypass_host_loop:
-    description: Forces a 'global' task that does not execute per host.
     support: none
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Returns the same result; the recorder writes no record in check mode.
-  delegation:
-    description: Can be used in conjunction with C(delegate_to) and related keywords.
-    support: none
-    details: Runs on the controller whatever the delegation; the record names the task's inventory host.
   diff_mode:
-    description:
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: all
+    details: Runs on the controller whatever the delegation; the record names the task's inventory host.
 options:
   decision:
     description:

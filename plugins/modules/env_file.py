@@ -22,15 +22,16 @@ description:
   - Returns the names of the variables that changed (RV(changed_keys)), for restarts and decision records.
 author:
   - aitbc-ops developers (@aitbc-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description:
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Secret values are masked in the diff.
+  platform:
+    platforms: posix
 options:
   path:
     description:

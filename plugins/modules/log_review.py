@@ -31,15 +31,16 @@ description:
   - Needs only the Python standard library on the managed host, and C(journalctl) for journal sources.
 author:
   - aitbc-ops developers (@aitbc-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads and reports the new lines but leaves the cursors where they are.
   diff_mode:
-    description:
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 options:
   sources:
     description:

@@ -44,20 +44,21 @@ description:
   - Only the Python standard library is needed on the host.
 author:
   - aitbc-ops developers (@aitbc-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Opens and checks the artifact (checksum, every archive member) and reports the plan in RV(msg)
         (C(would unpack), C(would switch from X to Y), C(would prune ...), C(would repair ...)) and in
         RV(switched), RV(pruned), RV(unpacked); writes nothing, not even the lock file.
   diff_mode:
-    description:
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The target of C(current) before and after, as C(current -> <version>).
+  platform:
+    platforms: posix
 options:
   app_root:
     description:

@@ -20,14 +20,15 @@ description:
   - Only the Python standard library is needed on the host.
 author:
   - aitbc-ops developers (@aitbc-ops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description:
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 options:
   app_root:
     description:
