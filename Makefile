@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+WHEELHOUSE := .work/wheelhouse
 DEB_PACKAGES := openssh-server openssh-client redis-server sqlite3 supervisor iproute2 procps cron \
 	debootstrap systemd-container docker.io python3-cryptography chromium
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -41,7 +42,14 @@ sanity: setup
 units: setup
 	bash scripts/ansible-test.sh units
 
-setup: deb-deps $(VENV)/.installed
+setup: deb-deps $(VENV)/.installed $(WHEELHOUSE)/.done
+
+# Wheels of ansible-core and the collection's requirements, so tests can build a clean venv offline.
+$(WHEELHOUSE)/.done: $(VENV)/.installed requirements.txt
+	mkdir -p $(WHEELHOUSE)
+	$(BIN)/python -m pip wheel -q -w $(WHEELHOUSE) -r requirements.txt \
+	  "ansible-core==$$($(BIN)/python -c 'import ansible; print(ansible.__version__)')"
+	touch $@
 
 # Debian packages, installed only when missing and only as root (others get a clear hint).
 deb-deps:
