@@ -28,7 +28,7 @@ demo-down: setup
 	$(BIN)/opsrunner demo down
 
 test: setup
-	$(BIN)/pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=25
 
 lint: setup
 	$(BIN)/ruff check .

@@ -34,11 +34,28 @@ def _uses_stack(item: pytest.Item) -> bool:
     return "stack" in getattr(item, "fixturenames", ())
 
 
+# Session resources that are slow to set up: the tests that share one run in one xdist worker, so each
+# is set up once per run (see xdist_group below).
+SHARED_RESOURCES = {"stack": "demo-stack", "systemd_host": "systemd-host", "docker_engine": "docker-engine"}
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """The test's group for `pytest -n N --dist loadgroup`: the slow shared resource it uses, else its file
+    (so a module's fixtures are set up once)."""
+    names = getattr(item, "fixturenames", ())
+    for fixture, group in SHARED_RESOURCES.items():
+        if fixture in names:
+            return group
+    return str(Path(str(item.path)).relative_to(REPO_ROOT))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Anything on the real hosts is an integration test, whether or not its module says so.
     for item in items:
+        # Anything on the real hosts is an integration test, whether or not its module says so.
         if "ssh_hosts" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
     # The modules on the shared demo stack run back to back (after the unit tests), so it goes up once.
     here = Path(__file__).parent
 
@@ -73,7 +90,7 @@ _SHARED_STACK: list[SharedStack] = []
 
 @pytest.fixture(scope="session")
 def shared_stack(ssh_hosts: HostPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
-    """The demo stack on t1..t3; a module's `stack` fixture calls `.up()` (see stack.SharedStack)."""
+    """The demo stack on t1..t3; the `stack` fixture calls `.up()` (see stack.SharedStack)."""
     shared = SharedStack(ssh_hosts, tmp_path_factory.mktemp("shared-stack"))
     _SHARED_STACK.append(shared)
     try:

@@ -80,6 +80,10 @@ def test_built_tarball_installs_into_a_clean_venv_and_runs(ssh_hosts, tmp_path: 
         "interpreter_python = /usr/bin/python3\n"
         "callbacks_enabled = aitbc.ops.memory\n"
         "host_key_checking = False\n"
+        # HOME is the test's folder (no ~/.ansible of this machine leaks in): keep the control socket
+        # path short enough for a unix socket.
+        "[ssh_connection]\n"
+        "control_path_dir = /tmp/.aitbc-ops-cp\n"
     )
     (tmp_path / "site.yml").write_text(PLAYBOOK)
     hosts = yaml.safe_load(Path(ssh_hosts.inventory).read_text())

@@ -332,11 +332,11 @@ def start_container(engine: DockerEngine) -> None:
 
 
 @pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+def world(tmp_path: Path, docker_engine: DockerEngine) -> Iterator[World]:  # noqa: F811 - pytest fixture
     reason = unavailable()
     if reason:
         pytest.skip(reason)
-    engine: DockerEngine = request.getfixturevalue("docker_engine")
+    engine = docker_engine
     keys, dist = Secrets.new(), tmp_path / "dist"
     host: ExampleHost | None = None
     try:

@@ -351,28 +351,9 @@ def test_unit_templates_pass_systemd_analyze(tmp_path: Path, ansible_env: dict[s
 
 
 @pytest.fixture(scope="module")
-def schedule_systemd_host(request, tmp_path_factory):
-    """The shared `systemd_host` fixture when conftest has one, else a host booted with nspawn.py."""
-    try:
-        yield request.getfixturevalue("systemd_host")
-        return
-    except pytest.FixtureLookupError:
-        pass
-    nspawn = pytest.importorskip(
-        "nspawn", reason="systemd host helper tests/integration/nspawn.py not available"
-    )
-    reason = nspawn.nspawn_unavailable()
-    if reason:
-        pytest.skip(reason)
-    try:
-        ctx = nspawn.booted_host(tmp_path_factory.mktemp("schedule-nspawn"))
-        host = ctx.__enter__()
-    except nspawn.Unavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield host
-    finally:
-        ctx.__exit__(None, None, None)
+def schedule_systemd_host(systemd_host):
+    """The session's systemd host (conftest: nspawn.py); skips where none can boot."""
+    return systemd_host
 
 
 def test_systemd_timers(schedule_systemd_host, ansible_env: dict[str, str]) -> None:
