@@ -75,8 +75,12 @@ class HostConfig:
     docker_socket: str | None = None  # the private dockerd's socket, bind-mounted to DOCKER_SOCKET
 
 
+def capture(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+
+
 def sh(*argv: str) -> None:
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    proc = capture(*argv)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} (rc {proc.returncode}): {proc.stderr.strip()}")
 
@@ -263,13 +267,7 @@ def http_json(url: str) -> dict:
 
 def world_ready() -> str | None:
     """What is not ready yet, or None: every program RUNNING (past startsecs) and the chain past genesis."""
-    status = subprocess.run(
-        ["supervisorctl", "-c", SUPERVISOR_CONFIG, "status"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    status = capture("supervisorctl", "-c", SUPERVISOR_CONFIG, "status")
     if status.returncode != 0:
         return f"supervisorctl status: {status.stdout.strip() or status.stderr.strip()}"
     if not Path(WALLET_PIDFILE).exists():
@@ -355,13 +353,7 @@ def unavailable() -> str | None:
     for tool in TOOLS:
         if shutil.which(tool) is None:
             return f"the example host needs {tool!r} on PATH"
-    probe = subprocess.run(
-        ["unshare", *NAMESPACES, "--fork", "--mount-proc", "true"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    probe = capture("unshare", *NAMESPACES, "--fork", "--mount-proc", "true")
     if probe.returncode != 0:
         return f"unshare {' '.join(NAMESPACES)} is refused here: {probe.stderr.strip()}"
     return None
