@@ -21,7 +21,8 @@ author:
 requirements:
   - the C(opsrunner) Python package (the recorder); it ships at the root of this collection and is used
     from there when not installed
-  - filelock and PyYAML on the controller
+  - filelock and PyYAML on the controller, and apprise for the heartbeat's alerts (all in the collection's
+    C(requirements.txt))
   - enable it with C(callbacks_enabled = aitbc.ops.memory) in ansible.cfg
 options:
   memory_dir:
