@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aitbc-ops developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Values derived from the service catalogue (``aitbc_catalogue``), as pure functions.
+
+Each filter takes the catalogue (service name -> entry) and the names to consider, in order; names that
+are not in the catalogue are skipped. The documentation of each filter is in ``plugins/filter/NAME.yml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+Catalogue = Mapping[str, Mapping[str, Any]]
+Record = dict[str, Any]
+
+# Backends whose processes are not found through the catalogue's pidfile (the manager knows the pid).
+MANAGED_BACKENDS = ("systemd", "docker", "supervisor")
+
+
+def service_order(catalogue: Catalogue, order: Iterable[str], having: str | None = None) -> list[str]:
+    """The names of ``order`` that are catalogue services (with a ``having`` key when given), in order."""
+    return [name for name in order if name in catalogue and (having is None or having in catalogue[name])]
+
+
+def health_probes(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:
+    """Every service's probes as aitbc.ops.health takes them: named ``<service> <what>``, service set,
+    an http ``path`` joined to the service's ``url``."""
+    out: list[Record] = []
+    for name in service_order(catalogue, order):
+        service = catalogue[name]
+        for probe in service.get("probes") or []:
+            what = probe.get("name", probe.get("path", probe.get("type")))
+            if what is None:
+                raise AnsibleFilterError(
+                    f"service {name}: a probe needs a type, a name or a path: {dict(probe)}"
+                )
+            extra: Record = {"name": f"{name} {what}", "service": name}
+            if "path" in probe:
+                if "url" not in service:
+                    raise AnsibleFilterError(
+                        f"service {name}: probe path {probe['path']} needs the service's url"
+                    )
+                extra["url"] = f"{service['url']}{probe['path']}"
+            out.append({**{k: v for k, v in probe.items() if k != "path"}, **extra})
+    return out
+
+
+def backup_sources(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:
+    """What a host backs up: each service's ``databases`` (SQLite) then its ``backup`` entries."""
+    out: list[Record] = []
+    for name in service_order(catalogue, order):
+        service = catalogue[name]
+        out.extend(
+            {"kind": "sqlite", "path": path, "service": name} for path in service.get("databases") or []
+        )
+        out.extend({**source, "service": name} for source in service.get("backup") or [])
+    return out
+
+
+def log_sources(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:
+    """aitbc.ops.log_review sources: a service's ``log_file``, else the journal of its systemd unit."""
+    out: list[Record] = []
+    for name in service_order(catalogue, order):
+        service = catalogue[name]
+        if service.get("log_file"):
+            out.append({"service": name, "path": service["log_file"]})
+        elif service.get("backend") == "systemd":
+            out.append({"service": name, "journal_unit": service.get("unit", f"{name}.service")})
+    return out
+
+
+def diagnostics_targets(catalogue: Catalogue, names: Iterable[str], journal: bool = True) -> list[Record]:
+    """aitbc.ops.diagnostics services: where each service is (pidfile, unit, port, log file).
+
+    The pidfile only for backends that run the process themselves. ``journal``: also read the unit's
+    journal when the service has a log file (the heartbeat leaves it out to keep its bundle small)."""
+    out: list[Record] = []
+    for name in service_order(catalogue, names):
+        service = catalogue[name]
+        entry: Record = {"name": name}
+        if "pidfile" in service and service.get("backend", "auto") not in MANAGED_BACKENDS:
+            entry["pidfile"] = service["pidfile"]
+        if "unit" in service:
+            entry["unit"] = service["unit"]
+            if journal:
+                entry["journal_unit"] = service["unit"]
+        if "port" in service:
+            entry["port"] = _as_int(service["port"])
+        if "log_file" in service:
+            entry["log_file"] = service["log_file"]
+        out.append(entry)
+    return out
+
+
+def services_using(
+    catalogue: Catalogue, order: Iterable[str], restored: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The services a restore touches, in order: those owning a restored source or reading its target."""
+    owners = {item.get("service") for item in restored}
+    targets = {item.get("target") for item in restored}
+    return [
+        name
+        for name in service_order(catalogue, order)
+        if name in owners or any(path in targets for path in catalogue[name].get("reads") or [])
+    ]
+
+
+def _as_int(value: Any) -> int:
+    """Jinja's ``int`` filter: 0 for what does not parse, as the playbooks relied on."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return 0
+
+
+class FilterModule:
+    """aitbc.ops catalogue filters."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "service_order": service_order,
+            "health_probes": health_probes,
+            "backup_sources": backup_sources,
+            "log_sources": log_sources,
+            "diagnostics_targets": diagnostics_targets,
+            "services_using": services_using,
+        }

@@ -1,0 +1,157 @@
+"""Values derived from the service catalogue (plugins/filter/catalogue.py), as the playbooks use them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.aitbc.ops.plugins.filter import catalogue as cat
+
+ORDER = ["redis", "api", "node", "rpc", "web", "box"]
+
+CATALOGUE: dict[str, dict[str, Any]] = {
+    "api": {
+        "backend": "process",
+        "port": 18011,
+        "url": "http://127.0.0.1:18011",
+        "pidfile": "/srv/run/api.pid",
+        "log_file": "/srv/log/api.log",
+        "databases": ["/srv/data/api.db"],
+        "env_file": "/srv/config/api.env",
+        "probes": [
+            {"type": "http", "path": "/health", "json": ["status == ok"]},
+            {"type": "http", "path": "/health/ready", "name": "ready"},
+        ],
+    },
+    "node": {
+        "pidfile": "/srv/run/node.pid",
+        "log_file": "/srv/log/node.log",
+        "databases": ["/srv/data/chain.db"],
+        "probes": [{"type": "process", "pidfile": "/srv/run/node.pid"}],
+    },
+    "rpc": {
+        "backend": "process",
+        "port": "18012",
+        "reads": ["/srv/data/chain.db"],
+        "log_file": "/srv/log/rpc.log",
+    },
+    "redis": {
+        "backend": "process",
+        "port": 16379,
+        "pidfile": "/srv/run/redis.pid",
+        "backup": [{"kind": "redis", "port": 16379, "rdb": "/srv/data/redis/dump.rdb"}],
+        "probes": [{"type": "redis", "name": "ping", "port": 16379}],
+    },
+    "web": {
+        "backend": "systemd",
+        "unit": "nginx.service",
+        "pidfile": "/run/nginx.pid",
+        "env_file": "/etc/web.env",
+    },
+    "box": {"backend": "systemd"},
+    "unordered": {"backend": "process", "probes": [{"type": "tcp", "port": 1}], "databases": ["/x.db"]},
+}
+
+
+def test_service_order_keeps_the_given_order_and_skips_unknown_names() -> None:
+    assert cat.service_order(CATALOGUE, ["web", "ghost", "api"]) == ["web", "api"]
+    assert cat.service_order(CATALOGUE, ORDER, having="env_file") == ["api", "web"]
+    assert cat.service_order(CATALOGUE, []) == []
+
+
+def test_health_probes_are_named_per_service_with_the_path_joined_to_the_url() -> None:
+    assert cat.health_probes(CATALOGUE, ORDER) == [
+        {"type": "redis", "name": "redis ping", "port": 16379, "service": "redis"},
+        {
+            "type": "http",
+            "json": ["status == ok"],
+            "name": "api /health",
+            "service": "api",
+            "url": "http://127.0.0.1:18011/health",
+        },
+        {"type": "http", "name": "api ready", "service": "api", "url": "http://127.0.0.1:18011/health/ready"},
+        {"type": "process", "pidfile": "/srv/run/node.pid", "name": "node process", "service": "node"},
+    ]
+
+
+def test_health_probes_do_not_change_the_catalogue() -> None:
+    probes = CATALOGUE["api"]["probes"]
+    cat.health_probes(CATALOGUE, ["api"])
+    assert probes[0] == {"type": "http", "path": "/health", "json": ["status == ok"]}
+
+
+def test_health_probes_refuse_a_path_without_url_and_a_probe_without_type() -> None:
+    with pytest.raises(AnsibleFilterError, match="needs the service's url"):
+        cat.health_probes({"s": {"probes": [{"type": "http", "path": "/h"}]}}, ["s"])
+    with pytest.raises(AnsibleFilterError, match="needs a type"):
+        cat.health_probes({"s": {"probes": [{"port": 1}]}}, ["s"])
+
+
+def test_backup_sources_list_databases_then_backup_entries_per_service() -> None:
+    assert cat.backup_sources(CATALOGUE, ORDER) == [
+        {"kind": "redis", "port": 16379, "rdb": "/srv/data/redis/dump.rdb", "service": "redis"},
+        {"kind": "sqlite", "path": "/srv/data/api.db", "service": "api"},
+        {"kind": "sqlite", "path": "/srv/data/chain.db", "service": "node"},
+    ]
+    both = {"s": {"backup": [{"kind": "files", "path": "/k"}], "databases": ["/a.db", "/b.db"]}}
+    assert [(s["kind"], s["path"]) for s in cat.backup_sources(both, ["s"])] == [
+        ("sqlite", "/a.db"),
+        ("sqlite", "/b.db"),
+        ("files", "/k"),
+    ]
+
+
+def test_log_sources_take_the_log_file_else_the_systemd_journal() -> None:
+    assert cat.log_sources(CATALOGUE, ORDER) == [
+        {"service": "api", "path": "/srv/log/api.log"},
+        {"service": "node", "path": "/srv/log/node.log"},
+        {"service": "rpc", "path": "/srv/log/rpc.log"},
+        {"service": "web", "journal_unit": "nginx.service"},
+        {"service": "box", "journal_unit": "box.service"},
+    ]
+
+
+def test_diagnostics_targets_say_where_each_service_is() -> None:
+    assert cat.diagnostics_targets(CATALOGUE, ORDER) == [
+        {"name": "redis", "pidfile": "/srv/run/redis.pid", "port": 16379},
+        {"name": "api", "pidfile": "/srv/run/api.pid", "port": 18011, "log_file": "/srv/log/api.log"},
+        {"name": "node", "pidfile": "/srv/run/node.pid", "log_file": "/srv/log/node.log"},
+        {"name": "rpc", "port": 18012, "log_file": "/srv/log/rpc.log"},
+        {"name": "web", "unit": "nginx.service", "journal_unit": "nginx.service"},
+        {"name": "box"},
+    ]
+
+
+def test_diagnostics_targets_without_journal_leave_the_journal_unit_out() -> None:
+    assert cat.diagnostics_targets(CATALOGUE, ["web", "host", "web"], journal=False) == [
+        {"name": "web", "unit": "nginx.service"},
+        {"name": "web", "unit": "nginx.service"},
+    ]
+
+
+@pytest.mark.parametrize(("port", "expected"), [("18012", 18012), ("1.5", 1), ("x", 0), (None, 0), (7, 7)])
+def test_diagnostics_targets_read_the_port_as_an_integer(port: Any, expected: int) -> None:
+    assert cat.diagnostics_targets({"s": {"port": port}}, ["s"]) == [{"name": "s", "port": expected}]
+
+
+def test_services_using_are_the_owners_and_the_readers_of_restored_data() -> None:
+    restored = [{"service": "node", "target": "/srv/data/chain.db"}]
+    assert cat.services_using(CATALOGUE, ORDER, restored) == ["node", "rpc"]
+    assert cat.services_using(CATALOGUE, ORDER, [{"service": "api", "target": "/srv/data/api.db"}]) == ["api"]
+    assert cat.services_using(CATALOGUE, ORDER, []) == []
+
+
+def test_the_filters_are_registered_under_their_names() -> None:
+    filters = cat.FilterModule().filters()
+    assert sorted(filters) == sorted(
+        [
+            "service_order",
+            "health_probes",
+            "backup_sources",
+            "log_sources",
+            "diagnostics_targets",
+            "services_using",
+        ]
+    )
+    assert all(callable(f) for f in filters.values())
