@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .heartbeat import IncidentChange, record_incident_changes
-from .incidents import Incident, IncidentStore, close, debugging_section, incident_key
+from .incidents import (
+    Incident,
+    IncidentChange,
+    IncidentStore,
+    close,
+    debugging_section,
+    incident_key,
+    record_incident_changes,
+)
 from .memory import utcnow
 from .recorder import Recorder, RunRecord, TaskResult
 

@@ -13,7 +13,7 @@ lsof/netstat/ss), the service's processes with RSS and open files, its last log 
 - a timeline link in every open incident of the host (of SERVICE, and the host's own), and the bundle's
   summary as the incident's Diagnostics when it has none yet (the heartbeat's own bundle is kept).
 
-The CLI registers `diagnose_command` (`cli.add_command(diagnose_command, "diagnose")`).
+The command itself is opsrunner/cli/diagnose.py; this module is what it and the memory callback share.
 """
 
 from __future__ import annotations
@@ -21,21 +21,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import click
 import yaml
 
-from . import report
+from .ansible_yaml import AnyTagLoader
 from .heartbeat import HOST_SERVICE
 from .incidents import STATE_FILE, IncidentStore
 from .memory import MemoryStore, atomic_write, format_time, utcnow
 from .recorder import Recorder, RunRecord, TaskResult
-from .runner import AnyTagLoader, Runner, RunRequest
-from .settings import BadInput, Settings
+from .settings import BadInput
 
 BUNDLE_DIR = "knowledge/diagnostics"
 DEFAULT_LOG_LINES = 50
@@ -45,6 +42,7 @@ HEARTBEAT_RESTART_RE = re.compile(r"^(?P<host>\S+): restarted (?P<service>\S+): 
 DEPLOY_SWITCH_RE = re.compile(r"^(?P<host>\S+): (?P<service>\S+) switched (?P<what>.*)$")
 REPORT_INDENT = "  "
 PLAIN_HOST_RE = re.compile(r"^[A-Za-z0-9_.-]+$")  # a host name, not a pattern (groups, globs, ranges)
+SERVICE_VAR = "diagnose_service"  # playbooks/diagnose.yml's variable: the service to diagnose
 
 
 # -- the bundle ------------------------------------------------------------------------------------
@@ -244,10 +242,12 @@ def write_and_attach(store: MemoryStore, bundle: Bundle) -> None:
 
 
 class DiagnoseHooks:
-    """Collects the `aitbc.ops.diagnostics` results of a diagnose run; at its end writes the bundles."""
+    """Collects the `aitbc.ops.diagnostics` results of a diagnose run; at its end writes the bundles.
 
-    def __init__(self, recorder: Recorder, service: str = "") -> None:
-        self.service = service
+    The bundles are of the run's `diagnose_service` (the command's SERVICE), or of every service."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.service = str(recorder.extra_vars.get(SERVICE_VAR) or "")
         self.results: dict[str, dict[str, Any]] = {}
         self.bundles: list[Bundle] = []
         recorder.result_hooks.append(self.on_result)
@@ -279,69 +279,7 @@ def _redact(bundle: Bundle, redact: Any) -> None:
     bundle.result = json.loads(redact(json.dumps(bundle.result)))
 
 
-# -- the command -----------------------------------------------------------------------------------
-
-
-class CliContext(Protocol):
-    """What the CLI's click context object (opsrunner.cli.Context) gives a command."""
-
-    settings: Settings
-
-    def inventory_path(self, override: str | None) -> Path: ...
-
-    @property
-    def store(self) -> MemoryStore: ...
-
-
-@click.command("diagnose")
-@click.argument("host")
-@click.argument("service", required=False, default="")
-@click.option(
-    "-i", "--inventory", "inventory", metavar="INV", help="Inventory (default: inventory/local.yml)."
-)
-@click.option(
-    "-n",
-    "--lines",
-    "log_lines",
-    type=click.IntRange(0, 10000),
-    default=DEFAULT_LOG_LINES,
-    show_default=True,
-    help="Log lines per service.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-@click.pass_obj
-def diagnose_command(
-    ctx: CliContext, host: str, service: str, inventory: str | None, log_lines: int, as_json: bool
-) -> None:
-    """Collect an incident bundle on HOST: load, CPU, memory, disks, listening sockets and their processes,
-    and for SERVICE (default: every service) its processes (RSS, open files), last log lines and restarts.
-    Reads /proc: no lsof, netstat or ss needed. The bundle goes to ai-memory/knowledge/diagnostics/ and is
-    attached to the host's open incidents. Exit 2 for an unknown host or service, 3 if HOST is unreachable."""
-    request = RunRequest(
-        playbook=ctx.settings.playbook_path("diagnose.yml"),
-        inventory=ctx.inventory_path(inventory),
-        limit=host,
-        extra_vars={"diagnose_service": service, "diagnose_log_lines": log_lines},
-        event="diagnose",
-    )
-    known = static_names(request.inventory)
-    if known is not None and PLAIN_HOST_RE.match(host) and host not in known:
-        raise BadInput(f"unknown host: {host} (not in {request.inventory})")
-    hooks: list[DiagnoseHooks] = []
-    outcome = Runner(ctx.settings, ctx.store).run(
-        request, prepare=lambda recorder: hooks.append(DiagnoseHooks(recorder, service))
-    )
-    record = outcome.record
-    _check_input(record, host, request.inventory)
-    bundles = hooks[0].bundles if hooks else []
-    if as_json:
-        payload = report.record_json(record, outcome.artifact_dir)
-        payload["bundles"] = [bundle.to_json() for bundle in bundles]
-        click.echo(json.dumps(payload, indent=2, sort_keys=True))
-    else:
-        click.echo(render(bundles, ctx.store.root))
-        click.echo(report.summary_text(record, outcome.artifact_dir))
-    sys.exit(record.exit_code)
+# -- the command's checks and output ---------------------------------------------------------------
 
 
 def static_names(inventory: Path) -> set[str] | None:
@@ -370,7 +308,15 @@ def static_names(inventory: Path) -> set[str] | None:
     return None if any("[" in name for name in found) else found
 
 
-def _check_input(record: RunRecord, host: str, inventory: Path) -> None:
+def check_host(host: str, inventory: Path) -> None:
+    """Before the run: a plain host name that a static inventory does not hold is bad input."""
+    known = static_names(inventory)
+    if known is not None and PLAIN_HOST_RE.match(host) and host not in known:
+        raise BadInput(f"unknown host: {host} (not in {inventory})")
+
+
+def check_input(record: RunRecord, host: str, inventory: Path) -> None:
+    """After the run: an unknown service, or a host pattern that matched no host, is bad input."""
     unknown = [f.message for f in record.failures if f.message.startswith("unknown service:")]
     if unknown:
         raise BadInput(unknown[0])

@@ -28,23 +28,26 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from .memory import FAILURE_ARCHIVE_HEADER, MemoryStore, atomic_write, format_time, one_line, parse_time
-
-if TYPE_CHECKING:
-    from .incidents import Incident
+from .memory import (
+    FAILURE_ARCHIVE_HEADER,
+    FIELD_RE,
+    MemoryStore,
+    atomic_write,
+    format_time,
+    one_line,
+    parse_time,
+)
 
 ARCHIVE = "failures/failure-archive.md"
 ENTRY_ID_RE = re.compile(r"F-[0-9a-f]{8}")
 HEADING_RE = re.compile(r"^## (?P<id>F-[0-9a-f]{8}): ?(?P<title>.*)$")
-FIELD_RE = re.compile(r"^- \*\*(?P<key>[A-Za-z ]+):\*\* ?(?P<value>.*)$")
 OCCURRENCE_RE = re.compile(
     r"^\s+- \[(?P<incident>[^\]]+)\]\([^)]*\) (?P<time>\S+) (?P<host>\S+)(?: — (?P<note>.*))?$"
 )
 TITLE_SEPARATOR = " — "
 UNKNOWN_CAUSE = "unknown cause"
-REACHABILITY_CHECK = "reachable"
+REACHABILITY_CHECK = "reachable"  # the check of a host's reachability (the heartbeat's, incidents')
 
 
 # -- signatures ------------------------------------------------------------------------------------
@@ -237,52 +240,65 @@ def read_archive(store: MemoryStore) -> Archive:
 # -- recording a resolution ------------------------------------------------------------------------
 
 
-def entry_for(incident: Incident) -> FailureEntry:
+@dataclass(frozen=True)
+class Resolution:
+    """What the archive needs of a resolved incident (`Incident.to_resolution()` builds it)."""
+
+    incident: str  # the incident id, INC-YYYYMMDD-NNN
+    host: str
+    service: str
+    check: str
+    cause: str
+    resolution: str
+    opened: dt.datetime
+
+
+def entry_for(resolved: Resolution) -> FailureEntry:
     """A new entry describing the failure an incident was."""
-    sig = signature(incident.service, incident.check, incident.cause)
-    failure = failure_text(incident.service, incident.check)
-    cause = one_line(incident.cause) or UNKNOWN_CAUSE
+    sig = signature(resolved.service, resolved.check, resolved.cause)
+    failure = failure_text(resolved.service, resolved.check)
+    cause = one_line(resolved.cause) or UNKNOWN_CAUSE
     return FailureEntry(
         id=entry_id(sig),
         title=f"{failure}{TITLE_SEPARATOR}{one_line(cause, 120)}",
         failure=failure,
         cause=cause,
-        resolution=one_line(incident.resolution),
-        detected=incident.opened,
+        resolution=one_line(resolved.resolution),
+        detected=resolved.opened,
         signature=sig,
     )
 
 
-def occurrence_of(incident: Incident, entry: FailureEntry) -> Occurrence:
+def occurrence_of(resolved: Resolution, entry: FailureEntry) -> Occurrence:
     """The incident as a link; its own resolution is noted when it differs from the entry's."""
-    own = one_line(incident.resolution)
+    own = one_line(resolved.resolution)
     note = own if own and own != entry.resolution else ""
-    return Occurrence(incident.id, incident.opened, incident.host, note)
+    return Occurrence(resolved.incident, resolved.opened, resolved.host, note)
 
 
-def record_resolution(store: MemoryStore, incident: Incident) -> str:
+def record_resolution(store: MemoryStore, resolved: Resolution) -> str:
     """Add the resolved incident to the archive, or link it to the known entry; returns the entry id.
 
     Idempotent: an incident already linked anywhere in the archive is not linked again.
     """
     with store.locked(ARCHIVE) as path:
         archive = Archive.parse(path.read_text() if path.is_file() else FAILURE_ARCHIVE_HEADER)
-        known = archive.holding(incident.id)
+        known = archive.holding(resolved.incident)
         if known is not None:
             return known.id
-        fresh = entry_for(incident)
+        fresh = entry_for(resolved)
         entry = archive.find(fresh.id)
         if entry is None:
             entry = fresh
             archive.blocks.append(entry)
-        _update(entry, incident)
+        _update(entry, resolved)
         atomic_write(path, archive.render())
         return entry.id
 
 
-def _update(entry: FailureEntry, incident: Incident) -> None:
+def _update(entry: FailureEntry, resolved: Resolution) -> None:
     """Link the incident; fill what the entry lacks, keep what it has (people may have edited it)."""
-    entry.resolution = entry.resolution or one_line(incident.resolution)
-    entry.detected = min(entry.detected, incident.opened)
-    entry.occurrences.append(occurrence_of(incident, entry))
+    entry.resolution = entry.resolution or one_line(resolved.resolution)
+    entry.detected = min(entry.detected, resolved.opened)
+    entry.occurrences.append(occurrence_of(resolved, entry))
     entry.occurrences.sort(key=lambda o: (o.time, o.incident))

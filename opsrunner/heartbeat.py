@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .failures import REACHABILITY_CHECK
 from .incidents import (
     STATE_FILE,
-    CheckState,
-    HeartbeatState,
+    AlertRouter,
     Incident,
     IncidentStore,
     close,
@@ -29,7 +29,6 @@ from .memory import MemoryStore, atomic_write, format_time, utcnow
 from .recorder import Recorder, RunRecord, TaskResult
 
 HOST_SERVICE = "host"  # probes of the host itself (disk, memory, load), and reachability
-REACHABILITY_CHECK = "reachable"
 # One JSON line per heartbeat run (the status page's grid and uptime timeline), bounded in length.
 HISTORY_FILE = "incidents/.heartbeat-history.jsonl"
 HISTORY_MAX_LINES = 5000
@@ -75,6 +74,54 @@ class HostReport:
     def final(self) -> dict[str, dict[str, Any]]:
         """Each probe's last result this heartbeat."""
         return {**self.probes, **self.rechecks}
+
+
+@dataclass
+class CheckState:
+    failures: int = 0  # consecutive failed heartbeats
+    successes: int = 0  # consecutive healthy heartbeats
+    last_ok: bool = True
+    last_detail: str = ""
+
+
+@dataclass
+class HeartbeatState:
+    """What thresholds and the remediation budget need from earlier heartbeats."""
+
+    sequence: int = 0
+    checks: dict[str, CheckState] = field(default_factory=dict)
+    # host|service -> heartbeat sequence numbers at which it was restarted
+    restarts: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, store: MemoryStore) -> HeartbeatState:
+        path = store.path(STATE_FILE)
+        if not path.is_file():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(
+            sequence=data.get("sequence", 0),
+            checks={key: CheckState(**value) for key, value in data.get("checks", {}).items()},
+            restarts={key: list(value) for key, value in data.get("restarts", {}).items()},
+        )
+
+    def save(self, store: MemoryStore) -> None:
+        data = {
+            "sequence": self.sequence,
+            "checks": {key: asdict(value) for key, value in sorted(self.checks.items())},
+            "restarts": self.restarts,
+        }
+        atomic_write(store.path(STATE_FILE), json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def restarts_within(self, host: str, service: str, window: int) -> int:
+        floor = self.sequence - window
+        return sum(1 for seq in self.restarts.get(f"{host}|{service}", []) if seq > floor)
+
+    def prune(self, window: int) -> None:
+        floor = self.sequence - window
+        self.restarts = {
+            k: [s for s in v if s > floor] for k, v in self.restarts.items() if any(s > floor for s in v)
+        }
 
 
 AlertSender = Callable[[str, Incident, str], None]
@@ -242,71 +289,6 @@ def _alerts_on(transition: Transition) -> bool:
     if transition.kind == "opened":
         return transition.incident is not None and transition.incident.check == REACHABILITY_CHECK
     return transition.kind in ("escalated", "resolved")
-
-
-class AlertRouter:
-    """Sends incident alerts to the run's `aitbc_alert_urls` (inventory or vault) through apprise.
-
-    A delivery that fails is recorded in the run's details, never raised.
-    """
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    def __call__(self, kind: str, incident: Incident, text: str) -> None:
-        urls = self.recorder.context.get("aitbc_alert_urls") or []
-        if isinstance(urls, str):
-            urls = [urls]
-        if not urls:
-            return
-        from .notify import Alert, Notifier
-
-        unreachable = incident.check == REACHABILITY_CHECK
-        alert = Alert(
-            kind="unreachable" if unreachable and kind == "opened" else kind,
-            title=f"[aitbc-ops] {kind}: {incident.summary}",
-            body=self.recorder.redactor.redact_text(_alert_body(incident, text)),
-            incident_id=incident.id,
-            host=incident.host,
-            service=incident.service,
-            severity="info" if kind == "resolved" else "critical",
-        )
-        for delivery in Notifier([str(u) for u in urls]).send(alert):
-            outcome = "sent" if delivery.ok else f"NOT sent: {delivery.error}"
-            self.recorder.record.details.append(f"alert {kind} {incident.id} to {delivery.target}: {outcome}")
-
-
-# An incident change decided outside the heartbeat: (kind: opened | noted | resolved, incident, text).
-IncidentChange = tuple[str, Incident, str]
-
-
-def record_incident_changes(
-    recorder: Recorder,
-    record: RunRecord,
-    decide: Callable[[IncidentStore, dict[str, Incident]], list[IncidentChange]],
-) -> None:
-    """Run `decide` (incidents, active by key) under the incident lock, then note each change in the run
-    and alert on every one but a note. Backup verification and deploy rollbacks share this."""
-    store = recorder.store
-    if store is None:
-        return
-    store.ensure_layout()
-    incidents = IncidentStore(store)
-    with store.locked(STATE_FILE):
-        changes = decide(incidents, incidents.active())
-    alert = AlertRouter(recorder)
-    for kind, incident, text in changes:
-        record.details.append(text)
-        if incident.id not in record.incidents:
-            record.incidents.append(incident.id)
-        if kind != "noted":
-            alert(kind, incident, text)
-
-
-def _alert_body(incident: Incident, text: str) -> str:
-    lines = [text, "", f"Host: {incident.host}", f"Service: {incident.service}", f"Check: {incident.check}"]
-    lines += ["", "Timeline:"] + [f"- {t.text}" for t in incident.timeline[-5:]]
-    return "\n".join(lines)
 
 
 def apply(

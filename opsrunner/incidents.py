@@ -1,4 +1,4 @@
-"""Incident records (ai-memory/incidents/) and the heartbeat state that decides them.
+"""Incident records (ai-memory/incidents/), and the changes backups and deploys make to them.
 
 An incident is keyed by host + service + check and deduplicated on that key: while one is not
 resolved, failures update it instead of opening another. Records are Markdown that people read and
@@ -7,27 +7,31 @@ this module parses back; each write replaces the file atomically under the store
 Every resolver (the heartbeat, backup verification, deploys, `opsrunner incidents resolve`) saves through
 `IncidentStore.save()`, which notices the transition to resolved (against the record on disk) and files
 the cause and resolution in failures/failure-archive.md (see failures.py); the record gets an Archive line.
+
+`record_incident_changes` and `AlertRouter` serve every capability that opens or resolves incidents from a
+run's results (the heartbeat, backup verification, deploys): one lock, one way to note and alert.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import failures
-from .memory import MemoryStore, atomic_write, format_time, one_line, parse_time, utcnow
+from .failures import REACHABILITY_CHECK
+from .memory import FIELD_RE, MemoryStore, atomic_write, format_time, one_line, parse_time, utcnow
+from .recorder import Recorder, RunRecord
 
 STATUSES = ("open", "acknowledged", "resolved")
 INCIDENT_DIR = "incidents"
+# The heartbeat's state (heartbeat.py); its lock serialises every change to incidents, whoever makes it.
 STATE_FILE = "incidents/.heartbeat-state.json"
 ID_RE = re.compile(r"^INC-\d{8}-\d{3,}$")
-FIELD_RE = re.compile(r"^- \*\*(?P<key>[A-Za-z ]+):\*\* ?(?P<value>.*)$")
 TIMELINE_RE = re.compile(r"^- (?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (?P<text>.*)$")
 RESOLVED_LINE = "- **Status:** resolved"
 ARCHIVE_LINK = "[failure-archive.md](../failures/failure-archive.md)"
@@ -147,6 +151,18 @@ class Incident:
             debugging_notes=sections.get("Debugging notes", "").strip(),
         )
 
+    def to_resolution(self) -> failures.Resolution:
+        """What the failure archive files of this incident once it is resolved."""
+        return failures.Resolution(
+            incident=self.id,
+            host=self.host,
+            service=self.service,
+            check=self.check,
+            cause=self.cause,
+            resolution=self.resolution,
+            opened=self.opened,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("opened", "updated", "resolved"):
@@ -247,7 +263,7 @@ def _resolved_on_disk(path: Path) -> bool:
 def _archive(store: MemoryStore, incident: Incident) -> None:
     """File a resolved incident in the failure archive. A broken archive never stops the resolve."""
     try:
-        incident.archive = failures.record_resolution(store, incident)
+        incident.archive = failures.record_resolution(store, incident.to_resolution())
     except Exception as exc:  # noqa: BLE001 - the resolution itself must be saved whatever happens here
         log.warning("failure archive not updated for %s: %s", incident.id, exc)
         incident.note(f"failure archive not updated: {type(exc).__name__}: {exc}", incident.resolved)
@@ -262,57 +278,6 @@ def close(incident: Incident, text: str, cause: str = "", resolution: str = "") 
     incident.cause = cause or incident.cause
     incident.resolution = resolution or incident.resolution
     incident.note(text, now)
-
-
-# -- heartbeat state -------------------------------------------------------------------------------
-
-
-@dataclass
-class CheckState:
-    failures: int = 0  # consecutive failed heartbeats
-    successes: int = 0  # consecutive healthy heartbeats
-    last_ok: bool = True
-    last_detail: str = ""
-
-
-@dataclass
-class HeartbeatState:
-    """What thresholds and the remediation budget need from earlier heartbeats."""
-
-    sequence: int = 0
-    checks: dict[str, CheckState] = field(default_factory=dict)
-    # host|service -> heartbeat sequence numbers at which it was restarted
-    restarts: dict[str, list[int]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, store: MemoryStore) -> HeartbeatState:
-        path = store.path(STATE_FILE)
-        if not path.is_file():
-            return cls()
-        data = json.loads(path.read_text())
-        return cls(
-            sequence=data.get("sequence", 0),
-            checks={key: CheckState(**value) for key, value in data.get("checks", {}).items()},
-            restarts={key: list(value) for key, value in data.get("restarts", {}).items()},
-        )
-
-    def save(self, store: MemoryStore) -> None:
-        data = {
-            "sequence": self.sequence,
-            "checks": {key: asdict(value) for key, value in sorted(self.checks.items())},
-            "restarts": self.restarts,
-        }
-        atomic_write(store.path(STATE_FILE), json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-    def restarts_within(self, host: str, service: str, window: int) -> int:
-        floor = self.sequence - window
-        return sum(1 for seq in self.restarts.get(f"{host}|{service}", []) if seq > floor)
-
-    def prune(self, window: int) -> None:
-        floor = self.sequence - window
-        self.restarts = {
-            k: [s for s in v if s > floor] for k, v in self.restarts.items() if any(s > floor for s in v)
-        }
 
 
 def debugging_section(store: MemoryStore, service: str, check: str) -> str:
@@ -341,3 +306,70 @@ def iter_incidents(store: MemoryStore, status: str | None = None) -> Iterator[In
     for incident in IncidentStore(store).all():
         if status is None or incident.status == status:
             yield incident
+
+
+# -- changes decided from a run's results ----------------------------------------------------------
+
+# An incident change decided outside the heartbeat: (kind: opened | noted | resolved, incident, text).
+IncidentChange = tuple[str, Incident, str]
+
+
+def record_incident_changes(
+    recorder: Recorder,
+    record: RunRecord,
+    decide: Callable[[IncidentStore, dict[str, Incident]], list[IncidentChange]],
+) -> None:
+    """Run `decide` (incidents, active by key) under the incident lock, then note each change in the run
+    and alert on every one but a note. Backup verification and deploy rollbacks share this."""
+    store = recorder.store
+    if store is None:
+        return
+    store.ensure_layout()
+    incidents = IncidentStore(store)
+    with store.locked(STATE_FILE):
+        changes = decide(incidents, incidents.active())
+    alert = AlertRouter(recorder)
+    for kind, incident, text in changes:
+        record.details.append(text)
+        if incident.id not in record.incidents:
+            record.incidents.append(incident.id)
+        if kind != "noted":
+            alert(kind, incident, text)
+
+
+class AlertRouter:
+    """Sends incident alerts to the run's `aitbc_alert_urls` (inventory or vault) through apprise.
+
+    A delivery that fails is recorded in the run's details, never raised.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def __call__(self, kind: str, incident: Incident, text: str) -> None:
+        urls = self.recorder.context.get("aitbc_alert_urls") or []
+        if isinstance(urls, str):
+            urls = [urls]
+        if not urls:
+            return
+        from .notify import Alert, Notifier  # deferred: apprise is slow to import, and most runs send nothing
+
+        unreachable = incident.check == REACHABILITY_CHECK
+        alert = Alert(
+            kind="unreachable" if unreachable and kind == "opened" else kind,
+            title=f"[aitbc-ops] {kind}: {incident.summary}",
+            body=self.recorder.redactor.redact_text(_alert_body(incident, text)),
+            incident_id=incident.id,
+            host=incident.host,
+            service=incident.service,
+            severity="info" if kind == "resolved" else "critical",
+        )
+        for delivery in Notifier([str(u) for u in urls]).send(alert):
+            outcome = "sent" if delivery.ok else f"NOT sent: {delivery.error}"
+            self.recorder.record.details.append(f"alert {kind} {incident.id} to {delivery.target}: {outcome}")
+
+
+def _alert_body(incident: Incident, text: str) -> str:
+    lines = [text, "", f"Host: {incident.host}", f"Service: {incident.service}", f"Check: {incident.check}"]
+    lines += ["", "Timeline:"] + [f"- {t.text}" for t in incident.timeline[-5:]]
+    return "\n".join(lines)

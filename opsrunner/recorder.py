@@ -158,6 +158,7 @@ class Recorder:
         event: str = "run",
         run_id: str | None = None,
         check_mode: bool = False,
+        extra_vars: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.redactor = redactor or Redactor()
@@ -171,6 +172,9 @@ class Recorder:
         )
         # Controller-side settings the adapters found among the run's variables (e.g. aitbc_alert_urls).
         self.context: dict[str, Any] = {}
+        # The extra variables the run was started with, where the adapter knows them (the runner's
+        # request; the memory callback gives none): hooks read their command's options here.
+        self.extra_vars: dict[str, Any] = dict(extra_vars or {})
         self.result_hooks: list[ResultHook] = []
         self.finish_hooks: list[FinishHook] = []
         self.events_seen = 0

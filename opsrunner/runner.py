@@ -1,8 +1,9 @@
 """Runs playbooks through ansible-runner and feeds its events to the Recorder.
 
-One Runner, explicit hook points (like ansible-runner's own): `prepare(recorder)` lets a command
-register recorder hooks (heartbeat, deploy, ...) before the run starts; `on_event(event)` sees each
-redacted event (the CLI uses it for -v output).
+The recorder hooks of a run come from the one table in hooks.py, by the request's event; the outcome
+carries the installed hooks so a command can read their results (the heartbeat's table). One explicit
+hook point (like ansible-runner's own): `on_event(event)` sees each redacted event (the CLI uses it for
+-v output, and to collect what a task printed).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 import yaml
 
 from .ansible_secrets import redactor_for_environment, secrets_from_playbook
-from .hooks import standard_hooks
+from .ansible_yaml import AnyTagLoader
+from .hooks import Hooks, install_hooks
 from .memory import MemoryStore, atomic_write
 from .recorder import RUN_ID_ENV, Recorder, RunRecord, new_run_id
 from .redact import Redactor
@@ -51,13 +53,7 @@ class RunOutcome:
     record: RunRecord
     artifact_dir: Path
     status: str
-
-
-class AnyTagLoader(yaml.SafeLoader):
-    """Parses YAML with Ansible's tags (!vault, !unsafe) without interpreting them."""
-
-
-AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    hooks: Hooks = field(default_factory=Hooks)
 
 
 def validate_request(request: RunRequest) -> None:
@@ -106,7 +102,6 @@ class Runner:
     def run(
         self,
         request: RunRequest,
-        prepare: Callable[[Recorder], None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunOutcome:
         validate_request(request)
@@ -123,10 +118,9 @@ class Runner:
             event=request.event,
             run_id=run_id,
             check_mode=request.check,
+            extra_vars=request.extra_vars,
         )
-        standard_hooks(recorder)
-        if prepare is not None:
-            prepare(recorder)
+        hooks = install_hooks(recorder, request.event)
         # The in-process secret discovery reads the same ansible.cfg as the run.
         for key, value in self._envvars(run_id).items():
             if key.startswith("ANSIBLE_CONFIG"):
@@ -168,7 +162,7 @@ class Runner:
         record = recorder.finish(rc=result.rc, canceled=canceled)
         scrub_artifacts(artifact_dir, redactor, handler.stdout_lines)
         prune_artifacts(self.settings.work_dir / "artifacts", self.settings.artifact_max_age_days)
-        return RunOutcome(record=record, artifact_dir=artifact_dir, status=result.status)
+        return RunOutcome(record=record, artifact_dir=artifact_dir, status=result.status, hooks=hooks)
 
     def _collect_secrets(self, request: RunRequest) -> Future[tuple[set[str], dict[str, Any]]]:
         """Load vault and inventory secrets in a forked process, overlapping ansible-playbook's start-up.

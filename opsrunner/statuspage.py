@@ -1,4 +1,5 @@
-"""`opsrunner report`: one static, self-contained HTML status page that opens offline.
+"""The page `opsrunner report` writes (the command: cli/report.py): one static, self-contained HTML
+status page that opens offline.
 
 Sources: the heartbeat history (incidents/.heartbeat-history.jsonl, one line per heartbeat) for the grid
 and the uptime timeline; the incident records; and one read-only run of playbooks/report.yml for the
@@ -14,23 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import click
+from typing import Any
 
 from .heartbeat import HISTORY_FILE, HOST_SERVICE
 from .incidents import Incident, IncidentStore
 from .memory import MemoryStore, atomic_write, format_time, parse_time, utcnow
 from .recorder import RunRecord
 from .report import age_text
+from .runner import Runner, RunRequest
 from .settings import BadInput
-
-if TYPE_CHECKING:
-    from .cli import Context
 
 DEFAULT_OUT = "status"
 DEFAULT_HEARTBEATS = 48
@@ -812,16 +808,8 @@ def exit_code(record: RunRecord, unreachable: dict[str, str]) -> int:
     return 0
 
 
-def gather(ctx: Context, inventory: str | None, limit: str | None) -> tuple[RunRecord, dict[str, float]]:
+def gather(runner: Runner, request: RunRequest) -> tuple[RunRecord, dict[str, float]]:
     """One read-only run of playbooks/report.yml: its record, and the hosts' freshness thresholds."""
-    from .runner import Runner, RunRequest
-
-    request = RunRequest(
-        playbook=ctx.settings.playbook_path("report.yml"),
-        inventory=ctx.inventory_path(inventory),
-        limit=limit,
-        event="report",
-    )
     thresholds: dict[str, float] = {}
 
     def collect(event: dict[str, Any]) -> None:
@@ -829,47 +817,8 @@ def gather(ctx: Context, inventory: str | None, limit: str | None) -> tuple[RunR
         if event.get("event") == "runner_on_ok" and data.get("task") == THRESHOLDS_TASK:
             thresholds.update(thresholds_from((data.get("res") or {}).get("msg")))
 
-    outcome = Runner(ctx.settings, ctx.store).run(request, on_event=collect)
+    outcome = runner.run(request, on_event=collect)
     return outcome.record, thresholds
-
-
-@click.command("report")
-@click.option(
-    "-i", "--inventory", "inventory", metavar="INV", help="Inventory (default: inventory/local.yml)."
-)
-@click.option("--limit", metavar="PATTERN", help="Limit the live facts to hosts matching PATTERN.")
-@click.option(
-    "--out",
-    default=DEFAULT_OUT,
-    show_default=True,
-    metavar="DIR",
-    help="Folder for index.html (and incidents/).",
-)
-@click.option(
-    "--heartbeats",
-    type=click.IntRange(1, 4000),
-    default=DEFAULT_HEARTBEATS,
-    show_default=True,
-    help="Heartbeats shown in the uptime timeline.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.pass_obj
-def report_command(
-    ctx: Context, inventory: str | None, limit: str | None, out: str, heartbeats: int, as_json: bool
-) -> None:
-    """Write a static HTML status page (DIR/index.html, no external resources, opens offline): the
-    latest heartbeat per host and service, uptime over the last heartbeats, open and recent incidents,
-    backup freshness and the current releases. Exit 0 when written, 3 when every host was unreachable."""
-    target = output_dir(out)
-    record, thresholds = gather(ctx, inventory, limit)
-    page = build_page(ctx.store, record, thresholds, heartbeats)
-    index = write_site(target, page, ctx.store)
-    code = exit_code(record, page.unreachable)
-    if as_json:
-        click.echo(json.dumps(summary(page, index, code), indent=2, sort_keys=True))
-    else:
-        click.echo(summary_line(page, index, code))
-    sys.exit(code)
 
 
 def summary_line(page: Page, index: Path, code: int) -> str:

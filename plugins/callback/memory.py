@@ -55,10 +55,7 @@ from ansible_collections.aitbc.ops.plugins.plugin_utils.recorder import ensure_o
 ensure_opsrunner()
 try:
     from opsrunner.ansible_secrets import host_secrets, redactor_for_environment
-    from opsrunner.diagnose import DiagnoseHooks
-    from opsrunner.heartbeat import HeartbeatHooks
-    from opsrunner.hooks import standard_hooks
-    from opsrunner.logreview import review_hooks
+    from opsrunner.hooks import install_hooks, playbook_event
     from opsrunner.memory import MemoryStore
     from opsrunner.recorder import RUN_ID_ENV, Recorder
 
@@ -106,13 +103,9 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_start(self, playbook):
         if self.recorder is not None:
-            # First, as opsrunner registers them before a command's own hooks (same order of details).
-            standard_hooks(self.recorder)
-            # Heartbeat results open, escalate and resolve incidents here too, as under opsrunner.
-            HeartbeatHooks(self.recorder, expected=os.path.basename(playbook._file_name) == "heartbeat.yml")
-            review_hooks(self.recorder)
-            if os.path.basename(playbook._file_name) == "diagnose.yml":
-                DiagnoseHooks(self.recorder)
+            # The hooks opsrunner gives a run of this playbook's event (the one table in opsrunner/hooks.py),
+            # and the watchers for heartbeat probes and log reviews that any playbook may hold.
+            install_hooks(self.recorder, playbook_event(playbook._file_name), watch=True)
         self._feed("playbook_on_start", playbook=playbook._file_name)
 
     def v2_playbook_on_play_start(self, play):

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,21 +24,18 @@ pytestmark = pytest.mark.integration
 
 UNIT = "aitbc-coordinator-api.service"
 COORDINATOR_PORT = 18011
-# Until the CLI registers the command, the tests register it the same way in a shim.
-SHIM = (
-    "from opsrunner.cli import cli, main; from opsrunner.diagnose import diagnose_command; "
-    "cli.add_command(diagnose_command, 'diagnose'); main()"
-)
 
 
 def diagnose(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """`opsrunner diagnose ARGS` (through the shim while cli.py does not register it yet)."""
-    from opsrunner.cli import cli
-
+    """`opsrunner diagnose ARGS`."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
-    argv = [str(BIN / "opsrunner")] if "diagnose" in cli.commands else [sys.executable, "-c", SHIM]
     return subprocess.run(
-        [*argv, "diagnose", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [str(BIN / "opsrunner"), "diagnose", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -1,5 +1,7 @@
 """Decision records: the Markdown round trip, file names in decisions/, and the recorder hook
-(opsrunner/decisions.py) on a Recorder fed hand-built aitbc.ops.decision results."""
+(opsrunner/decisions.py) on a Recorder fed hand-built aitbc.ops.decision results.
+
+The action's own validation is tested in tests/unit/plugins/action/test_decision.py."""
 
 from __future__ import annotations
 
@@ -9,18 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
-
-from ansible.errors import AnsibleActionFail  # noqa: E402
-from ansible_collections.aitbc.ops.plugins.action.decision import ARGUMENT_SPEC, normalize  # noqa: E402
-from ansible_collections.aitbc.ops.plugins.modules.decision import DOCUMENTATION  # noqa: E402
-
-from opsrunner.decisions import ACTION, decision_hooks  # noqa: E402
-from opsrunner.memory import Decision, MemoryStore  # noqa: E402
-from opsrunner.recorder import Recorder  # noqa: E402
-from opsrunner.redact import MASK, Redactor  # noqa: E402
+from opsrunner.decisions import ACTION, decision_hooks
+from opsrunner.memory import Decision, MemoryStore
+from opsrunner.recorder import Recorder
+from opsrunner.redact import MASK, Redactor
 
 WHEN = dt.datetime(2026, 11, 23, 22, 15, 3, tzinfo=dt.UTC)
 
@@ -268,54 +263,3 @@ def test_runs_without_a_store_write_nothing() -> None:
     recorder = recorder_for(None)
     recorder.handle(decision_result())
     assert recorder.finish(rc=0).details == []
-
-
-# -- the action's validation -------------------------------------------------------------------------
-
-
-def params(**overrides) -> dict:
-    values = {name: spec.get("default") for name, spec in ARGUMENT_SPEC.items()}
-    values.update(decision="Deploy 1.4.2", kind="deploy")
-    values.update(overrides)
-    return values
-
-
-def test_action_normalizes_fields() -> None:
-    assert normalize(params(decision="  Deploy 1.4.2\n", context="\nwhy\n", details=[" v1.4.2 "])) == {
-        "decision": "Deploy 1.4.2",
-        "kind": "deploy",
-        "context": "why",
-        "rationale": "",
-        "impact": "",
-        "outcome": "ok",
-        "details": ["v1.4.2"],
-    }
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"decision": "   "}, "decision must not be empty"),
-        ({"decision": "one\ntwo"}, "decision must be one line"),
-        ({"kind": "Deploy Now"}, "kind must be lowercase letters"),
-        ({"kind": ""}, "kind must not be empty"),
-        ({"outcome": ""}, "outcome must not be empty"),
-        ({"details": ["a\nb"]}, r"details\[0\] must be one line"),
-    ],
-)
-def test_action_rejects_bad_input(overrides: dict, message: str) -> None:
-    with pytest.raises(AnsibleActionFail, match=message):
-        normalize(params(**overrides))
-
-
-def test_action_options_match_the_documentation() -> None:
-    documented = yaml.safe_load(DOCUMENTATION)["options"]
-    assert set(documented) == set(ARGUMENT_SPEC)
-    for name, spec in ARGUMENT_SPEC.items():
-        doc = documented[name]
-        assert (doc["type"], doc.get("required", False), doc.get("default"), doc.get("elements")) == (
-            spec["type"],
-            spec.get("required", False),
-            spec.get("default"),
-            spec.get("elements"),
-        ), name

@@ -393,8 +393,9 @@ def test_report_command_bad_out_exits_2_before_running_anything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from opsrunner import cli
+    from opsrunner.cli.report import report as report_command
 
-    monkeypatch.setitem(cli.cli.commands, "report", sp.report_command)
+    monkeypatch.setitem(cli.cli.commands, "report", report_command)
     occupied = tmp_path / "index.html"
     occupied.write_text("x")
     monkeypatch.setattr(sp, "gather", lambda *_: pytest.fail("ran the playbook"))

@@ -139,7 +139,7 @@ def test_every_resolver_is_covered_by_save_and_a_resolved_record_is_filed_once(t
     [entry] = read_archive(store).entries()
     assert entry.failure == "backup verify failing"
     assert len(entry.occurrences) == 1 and reread.archive == entry.id
-    assert record_resolution(store, reread) == entry.id  # idempotent by incident id
+    assert record_resolution(store, reread.to_resolution()) == entry.id  # idempotent by incident id
     assert len(read_archive(store).entries()[0].occurrences) == 1
 
 

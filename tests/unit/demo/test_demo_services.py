@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-DEMO = Path(__file__).resolve().parents[2] / "demo" / "aitbc_demo.py"
+DEMO = Path(__file__).resolve().parents[3] / "demo" / "aitbc_demo.py"
 # Hosts run the file with /usr/bin/python3; -I (isolated) proves it needs nothing beyond the stdlib.
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 

@@ -1,0 +1,93 @@
+"""The opsrunner command line: the root group, every command added in one place, and `main`.
+
+Exit codes (DESIGN.md): 0 success/healthy, 1 failed/unhealthy, 2 usage or bad input, 3 unreachable
+host(s), 130 interrupted. Errors are one line on stderr; OPSRUNNER_DEBUG=1 shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..settings import BadInput, Settings
+from .backup import backup, backups, restore, verify
+from .context import Context, inventory_option
+from .demo import demo
+from .deploy import deploy, releases, rollback
+from .diagnose import diagnose
+from .env import env
+from .heartbeat import heartbeat
+from .incidents import incidents
+from .logs import logs
+from .memory import memory
+from .report import report
+from .run import run
+from .schedule import schedule
+from .service import service
+
+__all__ = ["Context", "cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@inventory_option()
+@click.option(
+    "--memory-dir",
+    metavar="DIR",
+    envvar="OPSRUNNER_MEMORY_DIR",
+    help="Memory store root (env OPSRUNNER_MEMORY_DIR, default ./ai-memory).",
+)
+@click.version_option(package_name="opsrunner")
+@click.pass_context
+def cli(click_ctx: click.Context, inventory: str | None, memory_dir: str | None) -> None:
+    """Operate the AITBC stack (or any inventory of services) with the aitbc.ops collection."""
+    click_ctx.obj = Context(settings=Settings.load(memory_dir=memory_dir), inventory=inventory)
+
+
+for command in (
+    run,
+    heartbeat,
+    service,
+    backup,
+    backups,
+    verify,
+    restore,
+    deploy,
+    rollback,
+    releases,
+    env,
+    incidents,
+    logs,
+    schedule,
+    memory,
+    demo,
+    report,
+    diagnose,
+):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="opsrunner", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"opsrunner: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except BadInput as exc:
+        click.echo(f"opsrunner: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("opsrunner: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("opsrunner: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("OPSRUNNER_DEBUG"):
+            raise
+        click.echo(f"opsrunner: error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,5 @@
+"""`python -m opsrunner.cli`: the same as the `opsrunner` script."""
+
+from . import main
+
+main()

@@ -1,0 +1,139 @@
+"""`opsrunner backup`, `backups list`, `verify` and `restore`: backup sets on the hosts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .. import report
+from ..settings import BadInput
+from .context import (
+    Context,
+    check_option,
+    execute,
+    finish,
+    finish_rows,
+    inventory_option,
+    json_option,
+    limit_option,
+    pass_ctx,
+    playbook_request,
+    reject_unknown_service,
+)
+
+
+@click.command()
+@click.option("--service", metavar="S", help="Back up only this service's data.")
+@inventory_option()
+@limit_option()
+@check_option("Dry run: check the sources, write nothing.")
+@json_option()
+@pass_ctx
+def backup(
+    ctx: Context, service: str | None, inventory: str | None, limit: str | None, check: bool, as_json: bool
+) -> None:
+    """Take a backup set on every host (SQLite online backup, encrypted key files, Redis RDB), verify it
+    with a restore drill, apply retention, and copy it to the controller's backup store."""
+    request = playbook_request(
+        ctx,
+        "backup.yml",
+        inventory=inventory,
+        limit=limit,
+        check=check,
+        extra_vars={"backup_service": service} if service else {},
+    )
+    outcome = execute(ctx, request, as_json)
+    reject_unknown_service(outcome)
+    sets = {
+        r.host: {k: r.result["backup"].get(k) for k in ("set", "path", "bytes", "label")}
+        for r in outcome.record.results_for("aitbc.ops.backup")
+        if not r.failed and r.result.get("backup")
+    }
+    finish(outcome, as_json, {"sets": sets})
+
+
+@click.group()
+def backups() -> None:
+    """Backup sets on the hosts."""
+
+
+@backups.command("list")
+@inventory_option()
+@limit_option()
+@json_option()
+@pass_ctx
+def backups_list(ctx: Context, inventory: str | None, limit: str | None, as_json: bool) -> None:
+    """Every host's backup sets: path, age, size, verified?"""
+    request = playbook_request(ctx, "backups_list.yml", inventory=inventory, limit=limit)
+    outcome = execute(ctx, request, as_json)
+    rows = report.backup_set_rows(outcome.record)
+    finish_rows(outcome, as_json, "sets", rows, report.backup_table(rows))
+
+
+@click.command()
+@click.argument("set_name", metavar="[SET]", default="newest")
+@inventory_option()
+@limit_option()
+@click.option("--no-drill", is_flag=True, help="Checksums and integrity only, no restore drill.")
+@json_option()
+@pass_ctx
+def verify(
+    ctx: Context, set_name: str, inventory: str | None, limit: str | None, no_drill: bool, as_json: bool
+) -> None:
+    """Verify backup set SET (a name, newest, unverified or all; default newest) on every host: sha256,
+    integrity_check, and a restore drill. A failure opens an incident. Exit 1 if any set fails."""
+    variables: dict[str, Any] = {"backup_verify_set": set_name}
+    if no_drill:
+        variables["backup_drill"] = False
+    request = playbook_request(
+        ctx, "backup_verify.yml", inventory=inventory, limit=limit, extra_vars=variables
+    )
+    outcome = execute(ctx, request, as_json)
+    rows = report.verify_rows(outcome.record)
+    if as_json:
+        finish(outcome, as_json, {"verified": rows})
+    for row in rows:
+        click.echo(
+            f"{row['host']}  {row['set']}  {'ok' if row['ok'] else 'FAILED'}  ({row['checks']} checks)"
+        )
+        for failed in row["failed"]:
+            click.echo(f"    ! {failed}")
+    finish(outcome, as_json)
+
+
+@click.command()
+@click.argument("set_name", metavar="SET")
+@click.option("--confirm", is_flag=True, help="Required: the restore replaces live data.")
+@click.option("--service", metavar="S", help="Restore only this service's data.")
+@inventory_option()
+@limit_option()
+@json_option()
+@pass_ctx
+def restore(
+    ctx: Context,
+    set_name: str,
+    confirm: bool,
+    service: str | None,
+    inventory: str | None,
+    limit: str | None,
+    as_json: bool,
+) -> None:
+    """Restore backup set SET (a name, or newest) on every host (or --limit), one host at a time: verify
+    the set, take a fresh backup, stop the services that use the data, put it back atomically, start them
+    behind the health gate; roll back to the fresh backup if the gate fails. Writes a decision record."""
+    if not confirm:
+        raise BadInput(
+            f"refusing to restore {set_name} without --confirm (it replaces live data); nothing was changed"
+        )
+    variables: dict[str, Any] = {"restore_set": set_name, "restore_confirm": True}
+    if service:
+        variables["restore_items"] = [service]
+    request = playbook_request(ctx, "restore.yml", inventory=inventory, limit=limit, extra_vars=variables)
+    outcome = execute(ctx, request, as_json)
+    restored = {
+        r.host: [item.get("file") for item in r.result.get("restored") or []]
+        for r in outcome.record.results_for("aitbc.ops.restore")
+        if not r.failed and not r.result.get("skipped") and r.task == "Put the data back"
+    }
+    finish(outcome, as_json, {"restored": restored})

@@ -1,0 +1,159 @@
+"""What every command shares: the click context object, the common options, the one way to build a
+playbook run, and the one way to finish a command (text or --json, and the exit code)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .. import report
+from ..hooks import playbook_event
+from ..memory import MemoryStore
+from ..runner import Runner, RunOutcome, RunRequest
+from ..settings import BadInput, Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Context:
+    settings: Settings
+    inventory: str | None
+
+    def inventory_path(self, override: str | None) -> Path:
+        chosen = override or self.inventory
+        return Path(chosen).absolute() if chosen else self.settings.default_inventory
+
+    @property
+    def store(self) -> MemoryStore:
+        return MemoryStore(self.settings.memory_dir)
+
+    def runner(self) -> Runner:
+        return Runner(self.settings, self.store)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+# -- the common options (factories: a command may word the help for what it does) --------------------
+
+
+def inventory_option() -> Callable[[F], F]:
+    return click.option(
+        "-i", "--inventory", "inventory", metavar="INV", help="Inventory (default: inventory/local.yml)."
+    )
+
+
+def limit_option(help_text: str = "Limit to hosts matching PATTERN.") -> Callable[[F], F]:
+    return click.option("--limit", metavar="PATTERN", help=help_text)
+
+
+def json_option(help_text: str = "Print a machine-readable result.") -> Callable[[F], F]:
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def extra_vars_option() -> Callable[[F], F]:
+    return click.option(
+        "-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V", help="Extra variables."
+    )
+
+
+def check_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--check", is_flag=True, help=help_text)
+
+
+def parse_extra_vars(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """-e K=V pairs, -e '{"json": ...}' and -e @file.yml, as ansible-playbook takes them."""
+    import yaml
+
+    result: dict[str, Any] = {}
+    for item in pairs:
+        if item.startswith("@"):
+            data = yaml.safe_load(Path(item[1:]).read_text())
+        elif item.lstrip().startswith("{"):
+            data = json.loads(item)
+        elif "=" in item:
+            key, _, value = item.partition("=")
+            data = {key: value}
+        else:
+            raise BadInput(f"bad extra var {item!r}: use K=V, JSON or @file")
+        if not isinstance(data, dict):
+            raise BadInput(f"bad extra var {item!r}: not a mapping")
+        result.update(data)
+    return result
+
+
+# -- running a playbook ------------------------------------------------------------------------------
+
+
+def playbook_request(
+    ctx: Context,
+    name: str,
+    *,
+    inventory: str | None = None,
+    limit: str | None = None,
+    extra_vars: dict[str, Any] | None = None,
+    event: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+) -> RunRequest:
+    """The run of playbook `name` (a path, or a name under playbooks/) on the chosen inventory.
+
+    The event defaults to the playbook's in the hook table (hooks.PLAYBOOK_EVENTS), so a command and a
+    plain ansible-playbook run of the same playbook get the same event and hooks.
+    """
+    playbook = ctx.settings.playbook_path(name)
+    return RunRequest(
+        playbook=playbook,
+        inventory=ctx.inventory_path(inventory),
+        limit=limit,
+        check=check,
+        diff=diff,
+        extra_vars=dict(extra_vars or {}),
+        event=event or playbook_event(playbook.name),
+    )
+
+
+def execute(ctx: Context, request: RunRequest, as_json: bool, verbose: bool = False) -> RunOutcome:
+    on_event = None
+    if verbose and not as_json:
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event.get("stdout"):
+                click.echo(event["stdout"])
+
+    return ctx.runner().run(request, on_event=on_event)
+
+
+def reject_unknown_service(outcome: RunOutcome) -> None:
+    """A playbook's `unknown service: S` assertion is bad input (exit 2), not a failed run."""
+    unknown = [f for f in outcome.record.failures if f.message.startswith("unknown service:")]
+    if unknown:
+        raise BadInput(unknown[0].message)
+
+
+# -- finishing a command -----------------------------------------------------------------------------
+
+
+def finish(outcome: RunOutcome, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    record = outcome.record
+    if as_json:
+        payload = report.record_json(record, outcome.artifact_dir)
+        payload.update(extra or {})
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        click.echo(report.summary_text(record, outcome.artifact_dir))
+    sys.exit(record.exit_code)
+
+
+def finish_rows(outcome: RunOutcome, as_json: bool, key: str, rows: list[Any], table: str) -> None:
+    """Finish a command that reads the hosts: its rows under `key` in --json, else the table first."""
+    if not as_json:
+        click.echo(table)
+    finish(outcome, as_json, {key: rows})

@@ -1,0 +1,73 @@
+"""`opsrunner heartbeat`: check every service and host, keep the incidents, restart within bounds."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .. import report
+from ..heartbeat import HeartbeatHooks
+from .context import (
+    Context,
+    execute,
+    extra_vars_option,
+    inventory_option,
+    json_option,
+    limit_option,
+    parse_extra_vars,
+    pass_ctx,
+    playbook_request,
+)
+
+
+@click.command()
+@inventory_option()
+@limit_option()
+@click.option("--no-remediate", is_flag=True, help="Only report: restart nothing.")
+@click.option(
+    "--junit", "junit_file", metavar="FILE", help="Write JUnit XML: one testcase per host and probe."
+)
+@extra_vars_option()
+@json_option()
+@pass_ctx
+def heartbeat(
+    ctx: Context,
+    inventory: str | None,
+    limit: str | None,
+    no_remediate: bool,
+    junit_file: str | None,
+    extra_vars: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Check every service and host; open, escalate and resolve incidents; restart within bounds.
+
+    Exit 0 healthy, 1 unhealthy, 3 unreachable host(s).
+    """
+    variables = parse_extra_vars(extra_vars)
+    if no_remediate:
+        variables["heartbeat_remediate"] = False
+    request = playbook_request(ctx, "heartbeat.yml", inventory=inventory, limit=limit, extra_vars=variables)
+    outcome = execute(ctx, request, as_json)
+    watch = outcome.hooks.get(HeartbeatHooks)
+    record = outcome.record
+    if junit_file:
+        Path(junit_file).write_text(report.junit_xml(watch.hosts))
+    code = 3 if watch.unreachable() else record.exit_code
+    if as_json:
+        payload = report.record_json(record, outcome.artifact_dir)
+        payload["exit_code"] = code
+        payload["healthy"] = watch.healthy() and not watch.unreachable()
+        payload["checks"] = [
+            dict(zip(("host", "service", "status", "detail"), row, strict=True))
+            for row in report.heartbeat_rows(watch.hosts)
+        ]
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        click.echo(report.heartbeat_table(watch.hosts))
+        for detail in record.details:
+            click.echo(f"  - {detail}")
+        click.echo(f"heartbeat: {'healthy' if code == 0 else 'UNHEALTHY'} (exit {code}), run {record.run_id}")
+    sys.exit(code)

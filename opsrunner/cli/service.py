@@ -1,0 +1,50 @@
+"""`opsrunner service ACTION SERVICE`: start, stop, restart or show one service of the catalogue."""
+
+from __future__ import annotations
+
+import click
+
+from .. import report
+from .context import (
+    Context,
+    execute,
+    finish,
+    inventory_option,
+    json_option,
+    limit_option,
+    pass_ctx,
+    playbook_request,
+    reject_unknown_service,
+)
+
+STATES = {"start": "started", "stop": "stopped", "restart": "restarted", "status": "status"}
+
+
+@click.command()
+@click.argument("action", type=click.Choice(["start", "stop", "restart", "status"]))
+@click.argument("service")
+@inventory_option()
+@limit_option()
+@json_option()
+@pass_ctx
+def service(
+    ctx: Context, action: str, service: str, inventory: str | None, limit: str | None, as_json: bool
+) -> None:
+    """Start, stop, restart or show one SERVICE of the catalogue on every host (or --limit)."""
+    request = playbook_request(
+        ctx,
+        "service.yml",
+        inventory=inventory,
+        limit=limit,
+        extra_vars={"service_name": service, "service_state": STATES[action]},
+        event=f"service {action}",
+    )
+    outcome = execute(ctx, request, as_json)
+    reject_unknown_service(outcome)
+    if not as_json:
+        rows = report.service_rows(outcome.record)
+        if rows:
+            click.echo(
+                report.table(["HOST", "SERVICE", "BACKEND", "STATE", "PID", "UPTIME_S", "CHANGED"], rows)
+            )
+    finish(outcome, as_json, {"services": [r.result.get("service") for r in outcome.record.results]})
