@@ -60,7 +60,19 @@ from pathlib import Path
 from _common import BIN, REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aitbc.ops.plugins.module_utils import backup as core  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils._files import fsync_file, sha256_file  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import SET_NAME_RE  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds import sqlite as sqlite_kind  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.registry import KINDS  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.sqlite import sqlite_integrity  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import (  # noqa: E402
+    create_set,
+    read_manifest,
+)
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.verify import (  # noqa: E402
+    failure_summary,
+    verify_set,
+)
 
 BACKUP_GOAL = 1.2
 VERIFY_GOAL = 1.3
@@ -166,7 +178,7 @@ def build_db(path: Path, size: int) -> int:
             raise SystemExit(f"could not switch {path} to WAL (journal_mode is {mode})")
     finally:
         conn.close()
-    core.fsync_file(str(path))
+    fsync_file(str(path))
     return rows
 
 
@@ -260,7 +272,7 @@ def sqlite_source(db: Path) -> list[dict[str, object]]:
 
 
 def one_set(root: Path) -> Path:
-    sets = [p for p in (root / HOST).iterdir() if core.SET_NAME_RE.match(p.name)]
+    sets = [p for p in (root / HOST).iterdir() if SET_NAME_RE.match(p.name)]
     if len(sets) != 1:
         raise SystemExit(f"expected one backup set under {root / HOST}, found {[p.name for p in sets]}")
     return sets[0]
@@ -272,7 +284,7 @@ def backup_cases(db: Path, cli_timeout: float | None) -> dict[str, Case]:
         one_set(out)
 
     def in_process(out: Path) -> None:
-        core.create_set(str(out), HOST, sqlite_source(db))
+        create_set(str(out), HOST, sqlite_source(db))
 
     def cli(out: Path) -> None:
         run_checked(["sqlite3", str(db), f'.backup "{out / "copy.db"}"'], timeout=cli_timeout)
@@ -315,23 +327,23 @@ def cli_verify(copy: Path, sha: str) -> None:
 
 
 def core_verify(set_path: Path, drill: bool, scratch: Path) -> None:
-    result = core.verify_set(str(set_path), drill=drill, scratch_root=str(scratch))
+    result = verify_set(str(set_path), drill=drill, scratch_root=str(scratch))
     if not result["ok"]:
-        raise SystemExit(f"verify_set failed: {core.failure_summary(result)}")
+        raise SystemExit(f"verify_set failed: {failure_summary(result)}")
 
 
 def verify_cases(root: Path, set_path: Path, scratch: Path) -> dict[str, Case]:
-    entry = core.read_manifest(str(set_path))["files"][0]
+    entry = read_manifest(str(set_path))["files"][0]
     copy, sha = set_path / entry["file"], entry["sha256"]
     args = {"root": str(root), "host": HOST, "scratch_dir": str(scratch)}
 
     def part_integrity(_out: Path) -> None:
-        ok, detail = core.sqlite_integrity(str(copy))
+        ok, detail = sqlite_integrity(str(copy))
         if not ok:
             raise SystemExit(detail)
 
     def part_sha(_out: Path) -> None:
-        if core.sha256_file(str(copy)) != sha:
+        if sha256_file(str(copy)) != sha:
             raise SystemExit("sha256_file differs from the manifest")
 
     return {
@@ -434,22 +446,22 @@ def core_breakdown(db: Path, folder: Path) -> dict[str, float]:
     Times the core's own functions; fsync_file is wrapped (in this process only) to time it apart."""
     folder.mkdir()
     fsync_s = [0.0]
-    real_fsync = core.fsync_file
+    real_fsync = sqlite_kind.fsync_file
 
     def timed_fsync(path: str) -> None:
         start = time.perf_counter()
         real_fsync(path)
         fsync_s[0] += time.perf_counter() - start
 
-    core.fsync_file = timed_fsync
+    sqlite_kind.fsync_file = timed_fsync
     try:
         start = time.perf_counter()
-        entry = core.KINDS["sqlite"].backup(sqlite_source(db)[0], str(folder), None)
+        entry = KINDS["sqlite"].backup(sqlite_source(db)[0], str(folder), None)
         kind_s = time.perf_counter() - start
     finally:
-        core.fsync_file = real_fsync
+        sqlite_kind.fsync_file = real_fsync
     start = time.perf_counter()
-    core.sha256_file(str(folder / entry["file"]))
+    sha256_file(str(folder / entry["file"]))
     sha_s = time.perf_counter() - start
     shutil.rmtree(folder)
     return {
@@ -591,7 +603,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         probe = restart_probe(db, work / "probe.db", min(timeout, PROBE_MAX_S), load)
     breakdown = core_breakdown(db, work / "breakdown")
     vroot = work / "verify-root"
-    set_path = Path(core.create_set(str(vroot), HOST, sqlite_source(db))["path"])
+    set_path = Path(create_set(str(vroot), HOST, sqlite_source(db))["path"])
     verified = rounds_of(verify_cases(vroot, set_path, scratch), args.repeat, out, None)
 
     print()
@@ -614,7 +626,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
 
 def entry_size(set_path: Path) -> str:
-    return mib(core.read_manifest(str(set_path))["bytes"])
+    return mib(read_manifest(str(set_path))["bytes"])
 
 
 def main(argv: list[str]) -> None:

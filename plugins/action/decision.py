@@ -4,63 +4,33 @@
 """aitbc.ops.decision: validate a decision's fields on the controller and return them.
 
 Nothing runs on a host and nothing changes. The run's recorder (opsrunner, or the aitbc.ops.memory
-callback) turns the returned `decision` into a record in decisions/ of the memory store.
+callback) turns the returned `decision` into a record in decisions/ of the memory store. The options and
+their checks are the module's (module_utils/decision.py), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-
-ARGUMENT_SPEC = dict(
-    decision=dict(type="str", required=True),
-    kind=dict(type="str", required=True),
-    context=dict(type="str", default=""),
-    rationale=dict(type="str", default=""),
-    impact=dict(type="str", default=""),
-    outcome=dict(type="str", default="ok"),
-    details=dict(type="list", elements="str", default=[]),
+from ansible_collections.aitbc.ops.plugins.module_utils.decision import (
+    ARGUMENT_SPEC,
+    DecisionError,
 )
-KIND_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-KIND_MAX = 32
-TITLE_MAX = 200
+from ansible_collections.aitbc.ops.plugins.module_utils.decision import (
+    normalize as normalize_fields,
+)
+
+__all__ = ["ARGUMENT_SPEC", "ActionModule", "normalize"]
 
 
-def _one_line(name, value, limit):
-    """A required one-line field, stripped; AnsibleActionFail with one clear line otherwise."""
-    text = (value or "").strip()
-    if not text:
-        raise AnsibleActionFail(f"{name} must not be empty")
-    if "\n" in text or "\r" in text:
-        raise AnsibleActionFail(f"{name} must be one line: {text.splitlines()[0][:60]!r}...")
-    if len(text) > limit:
-        raise AnsibleActionFail(f"{name} is {len(text)} characters long; at most {limit} are allowed")
-    return text
-
-
-def normalize(params):
-    """The fields as recorded, from validated and type-converted task arguments."""
-    kind = _one_line("kind", params["kind"], KIND_MAX)
-    if not KIND_RE.match(kind):
-        raise AnsibleActionFail(
-            f"kind must be lowercase letters, digits and '-' (like deploy, rollback, restore, "
-            f"devnet-reset, config), not {kind!r}"
-        )
-    details = params["details"] or []
-    for index, line in enumerate(details):
-        if line is None or "\n" in str(line) or "\r" in str(line):
-            raise AnsibleActionFail(f"details[{index}] must be one line of text")
-    return dict(
-        decision=_one_line("decision", params["decision"], TITLE_MAX),
-        kind=kind,
-        context=(params["context"] or "").strip(),
-        rationale=(params["rationale"] or "").strip(),
-        impact=(params["impact"] or "").strip(),
-        outcome=_one_line("outcome", params["outcome"], 40),
-        details=[str(line).strip() for line in details],
-    )
+def normalize(params: dict[str, Any]) -> dict[str, Any]:
+    """The fields as recorded; a field that cannot be recorded fails the task with one line."""
+    try:
+        return normalize_fields(params)
+    except DecisionError as exc:
+        raise AnsibleActionFail(str(exc)) from None
 
 
 class ActionModule(ActionBase):
@@ -71,7 +41,7 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
         _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+from typing import Any
+
+from ansible_collections.aitbc.ops.plugins.module_utils._diff import text_diff
+from ansible_collections.aitbc.ops.plugins.module_utils._files import atomic_write
 
 MASK = "********"
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -61,7 +64,7 @@ def masked_text(text: str, secret_keys: set[str], changed: frozenset[str] = froz
 
 
 def keys_of(text: str) -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
         if sep and not line.lstrip().startswith("#"):
@@ -69,31 +72,7 @@ def keys_of(text: str) -> dict[str, str]:
     return found
 
 
-def write_atomic(path: str, text: str, mode: int) -> None:
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, text.encode())
-        os.fsync(fd)
-        os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        os.close(fd) if _is_open(fd) else None
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
-
-
-def apply(params: dict, check_mode: bool = False) -> dict:
+def apply(params: dict[str, Any], check_mode: bool = False) -> dict[str, Any]:
     """Bring the file at params['path'] to the wanted content; the result for exit_json."""
     path = params["path"]
     public, secret = dict(params.get("values") or {}), dict(params.get("secret_values") or {})
@@ -121,7 +100,7 @@ def apply(params: dict, check_mode: bool = False) -> dict:
         if not os.path.isdir(os.path.dirname(path) or "."):
             raise EnvFileError(f"folder of {path} does not exist")
         try:
-            write_atomic(path, wanted, mode)
+            atomic_write(path, wanted.encode(), mode)
         except OSError as exc:
             raise EnvFileError(f"cannot write {path}: {exc.strerror}") from exc
     return {
@@ -130,10 +109,9 @@ def apply(params: dict, check_mode: bool = False) -> dict:
         "keys": sorted(after),
         "changed_keys": changed_keys,
         "secret_keys": sorted(k for k in after if is_secret(k, secret_keys)),
-        "diff": {
-            "before_header": path,
-            "after_header": path,
-            "before": masked_text(current or "", secret_keys),
-            "after": masked_text(wanted, secret_keys, frozenset(changed_keys) & set(before)),
-        },
+        "diff": text_diff(
+            masked_text(current or "", secret_keys),
+            masked_text(wanted, secret_keys, frozenset(changed_keys) & set(before)),
+            path,
+        ),
     }

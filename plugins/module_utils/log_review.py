@@ -18,7 +18,6 @@ no journalctl) are reported in that source's ``error`` and do not fail the other
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
@@ -29,6 +28,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
+
+from ansible_collections.aitbc.ops.plugins.module_utils._files import atomic_write
+from ansible_collections.aitbc.ops.plugins.module_utils._text import utcnow_iso
 
 DEFAULT_CURSOR_DIR = "/var/lib/aitbc-ops/log-cursors"
 DEFAULT_MAX_LINES = 200000
@@ -268,28 +270,13 @@ def load_cursor(path: str) -> dict[str, Any] | None:
 
 def save_cursor(path: str, data: dict[str, Any]) -> None:
     """Write atomically: a crash leaves the old cursor or the new one, never half of one."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o750, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".cursor-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"version": CURSOR_VERSION, **data}, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    atomic_write(path, json.dumps({"version": CURSOR_VERSION, **data}, sort_keys=True).encode(), mode=0o600)
 
 
 def _head_hash(handle: Any, length: int) -> str:
     handle.seek(0)
     return hashlib.sha1(handle.read(length)).hexdigest()
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -382,7 +369,7 @@ def review_file(
     moved = cursor is None or any(cursor.get(k) != v for k, v in new_cursor.items())
     out["cursor_moved"] = moved
     if moved and not check_mode:
-        save_cursor(cursor_file, {**new_cursor, "updated": _now()})
+        save_cursor(cursor_file, {**new_cursor, "updated": utcnow_iso()})
     return out
 
 
@@ -478,7 +465,7 @@ def review_journal(
         out["cursor_moved"] = True
         if not check_mode:
             save_cursor(
-                cursor_file, {"kind": "journal", "unit": unit, "cursor": last_cursor, "updated": _now()}
+                cursor_file, {"kind": "journal", "unit": unit, "cursor": last_cursor, "updated": utcnow_iso()}
             )
     return out
 

@@ -21,8 +21,6 @@ state records the switch it is about to make (``pending``), so the repair can lo
 from __future__ import annotations
 
 import copy
-import datetime
-import errno
 import fcntl
 import hashlib
 import json
@@ -37,6 +35,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from ansible_collections.aitbc.ops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.aitbc.ops.plugins.module_utils._files import describe_os_error, fsync_dir, write_all
+from ansible_collections.aitbc.ops.plugins.module_utils._text import utcnow_iso
 
 FORMAT = 1
 VERSION_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,199}\Z")
@@ -68,10 +70,6 @@ class ReleaseError(Exception):
 # --------------------------------------------------------------------------------------------------
 
 
-def utcnow() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def default_user() -> str:
     """Who runs the module: the user behind sudo, else the effective user."""
     sudo_user = os.environ.get("SUDO_USER")
@@ -101,14 +99,6 @@ def parse_checksum(text: str | None) -> str | None:
     return match.group(1).lower()
 
 
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fsync_tree(root: str) -> None:
     """Flush every file and folder of a new release before it gets its name."""
     for folder, _dirs, files in os.walk(root, topdown=False):
@@ -128,14 +118,14 @@ def fsync_tree(root: str) -> None:
 
 
 def write_json_atomic(path: str, data: dict) -> None:
-    """Temp file + fsync + os.replace + fsync of the folder."""
+    """Temp file + fsync + os.replace + fsync of the folder. Not _files.atomic_write: the temp file is
+    `<path>.tmp-<pid>`, the name `inspect` finds as the leftover of a killed run, and its mode follows the
+    umask."""
     tmp = f"{path}.tmp-{os.getpid()}"
     body = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(body)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, body)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -148,13 +138,6 @@ def remove_path(path: str) -> None:
         shutil.rmtree(path)
     elif os.path.lexists(path):
         os.unlink(path)
-
-
-def describe_os_error(exc: OSError, doing: str) -> str:
-    if exc.errno == errno.ENOSPC:
-        return f"no space left on device while {doing}"
-    where = f" ({exc.filename})" if exc.filename else ""
-    return f"{exc.strerror or exc} while {doing}{where}"
 
 
 @dataclass(frozen=True)
@@ -237,16 +220,15 @@ class Link:
     version: str | None = None  # the release it names, when it names releases/<version>
     valid: bool = False  # names a release folder that exists
 
-    def describe(self) -> str:
+    def shown(self) -> str | None:
+        """What `current` names, for the diff: a version, a target that is not a release, or None."""
         if self.valid:
-            shown = self.version
-        elif self.is_link and self.version:
-            shown = f"{self.target} (missing)"
-        elif self.is_link:
-            shown = f"{self.target} (not a release)"
-        else:
-            shown = "(none)"
-        return f"current -> {shown}\n"
+            return self.version
+        if self.is_link and self.version:
+            return f"{self.target} (missing)"
+        if self.is_link:
+            return f"{self.target} (not a release)"
+        return None
 
 
 @dataclass
@@ -860,7 +842,7 @@ def _release(req: Request, layout: Layout, writes: bool) -> dict:
         req=req,
         layout=layout,
         by=req.deployed_by or default_user(),
-        at=utcnow(),
+        at=utcnow_iso(),
         snap=snap,
         state=copy.deepcopy(snap.state),
         folders=dict(snap.folders),
@@ -879,10 +861,21 @@ def _release(req: Request, layout: Layout, writes: bool) -> dict:
             run.artifact.close()
         for path in run.trash:
             shutil.rmtree(path, ignore_errors=True)
-    return result(run, snap.link.describe())
+    return result(run)
 
 
-def result(run: Run, before: str) -> dict:
+def differences(run: Run) -> DifferenceTracker:
+    """`current`, `previous` and the releases on disk before the run and after it (or, in check mode, as
+    they would be): the run's `diff`."""
+    snap, tracker = run.snap, DifferenceTracker()
+    link_before = snap.link.shown()
+    tracker.add("current", link_before, run.current if run.switched else link_before)
+    tracker.add("previous", snap.state.get("previous"), run.state.get("previous"))
+    tracker.add("releases", sorted(snap.folders), sorted(run.folders))
+    return tracker
+
+
+def result(run: Run) -> dict:
     state = run.state
     repaired = bool(run.repairs) and run.req.state != "info"
     changed = bool(run.unpacked or run.switched or run.pruned or run.removed or repaired)
@@ -913,7 +906,7 @@ def result(run: Run, before: str) -> dict:
         "repaired": repaired,
         "problems": run.problems,
         "msg": "; ".join(msgs),
-        "diff": {"before": before, "after": f"current -> {run.current or '(none)'}\n"},
+        "diff": differences(run).diff(),
     }
 
 

@@ -33,15 +33,15 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
 attributes:
   check_mode:
     support: full
     details: Checks that every source exists and reports what would be copied; writes nothing.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
+    details: A run adds a new set and changes nothing that exists; the result lists what it copied.
 options:
   root:
     description:
@@ -166,7 +166,8 @@ backup:
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.backup import BackupError, create_set, plan_backup
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import create_set, plan_backup
 
 
 def main():

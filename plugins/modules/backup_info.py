@@ -19,15 +19,10 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.info_module
   - aitbc.ops.backup_sets
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 '''
 
 EXAMPLES = r'''
@@ -95,7 +90,8 @@ leftovers:
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.backup import BackupError, list_sets, newest
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import list_sets, newest
 
 
 def main():

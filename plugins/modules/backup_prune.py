@@ -21,16 +21,14 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.diff
   - aitbc.ops.backup_sets
 attributes:
   check_mode:
     support: full
     details: Reports what would be deleted.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   keep_last:
     description:
@@ -80,7 +78,9 @@ deleted_leftovers:
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.backup import BackupError, prune
+from ansible_collections.aitbc.ops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.retention import prune
 
 
 def main():
@@ -99,6 +99,7 @@ def main():
         module.fail_json(msg="keep_last must be at least 1")
     if params["keep_days"] < 0:
         module.fail_json(msg="keep_days must not be negative")
+    tracker = DifferenceTracker()
     try:
         result = prune(
             params["root"],
@@ -107,9 +108,12 @@ def main():
             params["keep_days"],
             params["partial_max_age_hours"],
             check_mode=module.check_mode,
+            tracker=tracker,
         )
     except (BackupError, OSError) as exc:
         module.fail_json(msg=str(exc))
+    if module._diff:
+        result["diff"] = tracker.diff()
     module.exit_json(**result)
 
 

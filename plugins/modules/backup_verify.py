@@ -24,7 +24,8 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
   - aitbc.ops.backup_sets
 attributes:
   check_mode:
@@ -32,8 +33,7 @@ attributes:
     details: Verifies as usual but does not record the result in the manifest.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
+    details: It only records the verification in the set's manifest; the result holds the findings.
 options:
   set:
     description:
@@ -128,12 +128,11 @@ failed_checks:
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.backup import (
-    BackupError,
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import list_sets, resolve_set
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.verify import (
     failure_summary,
-    list_sets,
     record_verification,
-    resolve_set,
     verify_set,
 )
 

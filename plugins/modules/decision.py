@@ -24,7 +24,7 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
@@ -38,6 +38,7 @@ attributes:
     details: Returns the same result; the recorder writes no record in check mode.
   diff_mode:
     support: none
+    details: Nothing changes; the fields come back in RV(decision) and become a record when the run ends.
   platform:
     support: full
     platforms: all
@@ -147,21 +148,14 @@ decision:
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.aitbc.ops.plugins.module_utils.decision import ARGUMENT_SPEC
 
 
-def main():
+def main() -> None:
     # The action plugin does the work on the controller. This only runs when the module was sent to a host
     # without its action plugin; the options are declared so that they are checked like the documentation.
     module = AnsibleModule(
-        argument_spec=dict(
-            decision=dict(type="str", required=True),
-            kind=dict(type="str", required=True),
-            context=dict(type="str", default=""),
-            rationale=dict(type="str", default=""),
-            impact=dict(type="str", default=""),
-            outcome=dict(type="str", default="ok"),
-            details=dict(type="list", elements="str", default=[]),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     module.fail_json(

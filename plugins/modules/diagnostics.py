@@ -28,15 +28,12 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.info_module
 attributes:
   check_mode:
-    support: full
     details: The module only reads, so it collects the same bundle in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   services:
     description:
@@ -283,13 +280,13 @@ diagnostics:
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.diagnostics import (
+from ansible_collections.aitbc.ops.plugins.module_utils.diagnostics.base import (
     DEFAULT_LOG_LINES,
     DEFAULT_SECTION_TIMEOUT,
     SECTIONS,
     DiagnosticsError,
-    collect,
 )
+from ansible_collections.aitbc.ops.plugins.module_utils.diagnostics.collect import collect
 
 
 def main():

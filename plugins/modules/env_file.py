@@ -23,15 +23,14 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.diff
 attributes:
   check_mode:
     support: full
   diff_mode:
-    support: full
-    details: Secret values are masked in the diff.
-  platform:
-    platforms: posix
+    details: The file's text before and after; secret values are masked in the diff.
 options:
   path:
     description:

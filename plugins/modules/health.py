@@ -23,15 +23,12 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.info_module
 attributes:
   check_mode:
-    support: full
     details: Probes are read-only and run in check mode too.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   probes:
     description:
@@ -333,11 +330,8 @@ results:
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.probes import (
-    ProbeConfigError,
-    argument_spec,
-    check_health,
-)
+from ansible_collections.aitbc.ops.plugins.module_utils.probes.base import ProbeConfigError
+from ansible_collections.aitbc.ops.plugins.module_utils.probes.registry import argument_spec, check_health
 
 
 def main():

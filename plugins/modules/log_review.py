@@ -32,15 +32,15 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
 attributes:
   check_mode:
     support: full
     details: Reads and reports the new lines but leaves the cursors where they are.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
+    details: It only moves its read cursors forward; the result holds the new lines.
 options:
   sources:
     description:

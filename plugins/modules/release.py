@@ -45,7 +45,9 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.diff
 attributes:
   check_mode:
     support: full
@@ -54,11 +56,9 @@ attributes:
         (C(would unpack), C(would switch from X to Y), C(would prune ...), C(would repair ...)) and in
         RV(switched), RV(pruned), RV(unpacked); writes nothing, not even the lock file.
   diff_mode:
-    support: full
     details:
-      - The target of C(current) before and after, as C(current -> <version>).
-  platform:
-    platforms: posix
+      - C(current), C(previous) and the releases on disk (C(releases)) before and after; in check mode, as
+        they would be after the run.
 options:
   app_root:
     description:

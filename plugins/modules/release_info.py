@@ -21,14 +21,9 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.info_module
 options:
   app_root:
     description:

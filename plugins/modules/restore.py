@@ -24,15 +24,13 @@ description:
 author:
   - aitbc-ops developers (@aitbc-ops)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.diff
 attributes:
   check_mode:
     support: full
     details: Reports the files that would be restored and where.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   set:
     description:
@@ -90,12 +88,14 @@ restored:
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.backup import (
-    BackupError,
-    resolve_set,
+from ansible_collections.aitbc.ops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.restore import (
+    restore_diff,
     restore_plan,
     restore_set,
 )
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import resolve_set
 
 
 def main():
@@ -124,11 +124,15 @@ def main():
                 restored=plan,
             )
         if module.check_mode:
+            if module._diff:  # the prediction hashes every target: only when --diff asks for it
+                predicted = restore_diff(path, params["items"], params["encryption_key"])
+                module.exit_json(changed=True, set=path, restored=plan, diff=predicted.diff())
             module.exit_json(changed=True, set=path, restored=plan)
-        restore_set(path, params["items"], key=params["encryption_key"])
+        tracker = DifferenceTracker() if module._diff else None
+        restore_set(path, params["items"], key=params["encryption_key"], tracker=tracker)
     except BackupError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    module.exit_json(changed=True, set=path, restored=plan)
+    module.exit_json(changed=True, set=path, restored=plan, **({"diff": tracker.diff()} if tracker else {}))
 
 
 if __name__ == "__main__":

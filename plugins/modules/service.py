@@ -20,15 +20,15 @@ description:
   - With O(backend=auto) the backend is detected on the target, see O(backend).
   - Idempotent. V(started) on a running service and V(stopped) on a stopped one change nothing.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - aitbc.ops.attributes
+  - aitbc.ops.attributes.posix
+  - aitbc.ops.attributes.diff
 attributes:
   check_mode:
     support: full
     details: Reports what would change (C(changed) and C(msg)) and changes nothing.
   diff_mode:
-    support: none
-  platform:
-    platforms: posix
+    details: The service's state and main pid, before and after.
 options:
   name:
     description:
@@ -261,11 +261,8 @@ log_tail:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.service_backends import (
-    ServiceError,
-    manage_service,
-    redacted_params,
-)
+from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceError
+from ansible_collections.aitbc.ops.plugins.module_utils.service.manage import manage_service, redacted_params
 
 
 def main():
@@ -302,7 +299,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     invocation = {"module_args": redacted_params(module.params)}
     try:
-        result = manage_service(module.params, check_mode=module.check_mode)
+        result = manage_service(module.params, check_mode=module.check_mode, diff=module._diff)
     except ServiceError as exc:
         details = dict(exc.details)
         details.setdefault("changed", False)

@@ -25,7 +25,12 @@ COLLECTIONS = REPO / "collections"
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 
-from ansible_collections.aitbc.ops.plugins.module_utils import backup as bk  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import SET_NAME_RE  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import create_set  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.verify import (  # noqa: E402
+    record_verification,
+    verify_set,
+)
 
 KEY = "integration-backup-key-7Qw2"  # stands in for the vaulted aitbc_backup_key
 PLANTED = "PLANTED-WALLET-SECRET-d41d8cd98f00"
@@ -50,7 +55,7 @@ def digest(path: Path) -> str:
 
 def sets_of(root: Path, name: str) -> list[Path]:
     folder = root / name
-    return sorted(p for p in folder.iterdir() if bk.SET_NAME_RE.match(p.name)) if folder.is_dir() else []
+    return sorted(p for p in folder.iterdir() if SET_NAME_RE.match(p.name)) if folder.is_dir() else []
 
 
 class Writer(threading.Thread):
@@ -252,21 +257,28 @@ def test_retention_over_ssh_keeps_newest_verified_and_deletes_only_expired(ssh_h
     }
     by_age = {}
     for label, created_at in times.items():
-        created = bk.create_set(str(root), "t1", [{"kind": "sqlite", "path": str(db)}], now=created_at)
+        created = create_set(str(root), "t1", [{"kind": "sqlite", "path": str(db)}], now=created_at)
         by_age[label] = created["set"]
         ok = label == "d90"  # only the oldest ever passed verification; the later ones failed theirs
-        bk.record_verification(created["path"], {**bk.verify_set(created["path"]), "ok": ok})
+        record_verification(created["path"], {**verify_set(created["path"]), "ok": ok})
     args = {"root": str(root), "host": "t1", "keep_last": 3, "keep_days": 30}
     planned = run_module(
         "aitbc.ops.backup_prune",
         ansible_env,
         args,
         "--check",
+        "--diff",
         inventory=str(ssh_hosts.inventory),
         pattern="t1",
     )
     status, result = planned.result("t1")
     assert status == "CHANGED" and result["deleted"] == [by_age["d45"], by_age["d20-early"]]
+    # --diff shows the sets before and after: the two to be deleted are the lines taken away.
+    removed = [line for line in planned.stdout.splitlines() if line.startswith("-") and '"' in line]
+    assert [name for name in by_age.values() if any(name in line for line in removed)] == [
+        by_age["d45"],
+        by_age["d20-early"],
+    ]
     assert len(sets_of(root, "t1")) == len(times)  # check mode deleted nothing
     run = run_module(
         "aitbc.ops.backup_prune", ansible_env, args, inventory=str(ssh_hosts.inventory), pattern="t1"

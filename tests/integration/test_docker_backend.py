@@ -110,12 +110,12 @@ def test_lifecycle(ansible_env: dict[str, str], coordinator: Coordinator) -> Non
     status, res = service(ansible_env, engine, backend="docker", state="started")
     assert status == "SUCCESS" and res["changed"] is False and res["service"]["pid"] == first["pid"], res
 
-    # `type` is required by module_utils/probes.py (installed here), optional for the built-in subset.
+    # Probes are the health module's (module_utils/probes/): each names its `type`.
     http = {"name": "coordinator http", "type": "http", "url": coordinator.url}
     probe = {"probes": [http], "timeout": 20, "interval": 0.2}
     status, res = service(ansible_env, engine, backend="docker", state="restarted", wait_healthy=probe)
     assert status == "CHANGED", res
-    # The detail wording differs between the probes engine ("200 in 8 ms") and the built-in ("HTTP 200").
+    # The probes engine's detail: "200 in 8 ms".
     assert res["probes"][0]["ok"] is True and "200" in res["probes"][0]["detail"], res
     assert res["service"]["active"] is True and res["service"]["pid"] != first["pid"]
 

@@ -30,7 +30,7 @@ REDIS_PASSWORD = "hunter2-Zq9"  # must never show up in Ansible's output
 # Header of ad-hoc (minimal callback) output: "localhost | SUCCESS => {" / "t1 | FAILED! => {".
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aitbc.ops.plugins.module_utils.probes import argument_spec  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.probes.registry import argument_spec  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ services
 

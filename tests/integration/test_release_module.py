@@ -89,6 +89,27 @@ def state_of(root: Path) -> dict:
     return json.loads((root / ".release-state.json").read_text())
 
 
+def whole_diffs(env: dict[str, str]) -> dict[str, str]:
+    """Ansible's environment with diffs shown whole (context beyond any diff of this module)."""
+    return {**env, "ANSIBLE_DIFF_CONTEXT": "100"}
+
+
+def shown_diff(stdout: str) -> tuple[dict, dict]:
+    """The before and after that Ansible printed for --diff (Ansible takes the diff out of the result and
+    shows it, as JSON text, before it): read back from the unified diff of one module result."""
+    lines = stdout[stdout.index("--- before\n+++ after\n") :].splitlines()[3:]  # after the @@ line
+    before: list[str] = []
+    after: list[str] = []
+    for line in lines:
+        if not line or line[0] not in " -+":
+            break
+        if line[0] in " -":
+            before.append(line[1:])
+        if line[0] in " +":
+            after.append(line[1:])
+    return json.loads("\n".join(before)), json.loads("\n".join(after))
+
+
 def test_deploy_idempotence_rollback_and_prune_over_ssh(ssh_hosts, ansible_env, app_root):
     artifacts = app_root / "artifacts"
     tarballs = {v: build_release(artifacts, v) for v in ("1.0", "1.1", "1.2")}
@@ -204,7 +225,7 @@ def test_check_diff_reports_the_plan_and_changes_nothing(ssh_hosts, ansible_env,
 
     run = release(
         ssh_hosts,
-        ansible_env,
+        whole_diffs(ansible_env),
         {"app_root": str(app_root), "version": "3", "src": str(new), "state": "current", "keep": 2},
         "--check",
         "--diff",
@@ -213,12 +234,48 @@ def test_check_diff_reports_the_plan_and_changes_nothing(ssh_hosts, ansible_env,
     assert status == "CHANGED", run.stdout + run.stderr
     assert "would unpack 3" in res["msg"] and "would switch from 2 to 3" in res["msg"]
     assert "would prune 1" in res["msg"] and res["pruned"] == ["1"]
-    # Ansible takes the diff out of the result and shows it before it.
-    assert "--- before\n+++ after\n@@ -1 +1 @@\n-current -> 2\n+current -> 3\n" in run.stdout, run.stdout
+    assert shown_diff(run.stdout) == (
+        {"current": "2", "previous": "1", "releases": ["1", "2"]},
+        {"current": "3", "previous": "2", "releases": ["2", "3"]},
+    ), run.stdout
 
     after = contents(app_root)
     assert after == snapshot and (app_root / ".release-state.json").read_bytes() == state_before
     assert not (app_root / "releases" / "3").exists() and os.readlink(app_root / "current") == "releases/2"
+
+
+def test_diff_of_a_switch_is_predicted_by_check_mode(ssh_hosts, ansible_env, app_root):
+    """--diff shows current, previous and the releases on disk before and after; --check --diff shows the
+    same for the switch it would make."""
+    artifacts = app_root / "artifacts"
+    for version in ("1", "2"):
+        args = {"app_root": str(app_root), "version": version, "src": str(build_release(artifacts, version))}
+        assert on_t1(ssh_hosts, ansible_env, {**args, "state": "current"})[0] == "CHANGED"
+    args = {"app_root": str(app_root), "version": "3", "src": str(build_release(artifacts, "3")), "keep": 2}
+    expected = (
+        {"current": "2", "previous": "1", "releases": ["1", "2"]},
+        {"current": "3", "previous": "2", "releases": ["2", "3"]},
+    )
+
+    env = whole_diffs(ansible_env)
+    planned = release(ssh_hosts, env, {**args, "state": "current"}, "--check", "--diff")
+    assert planned.result("t1")[0] == "CHANGED", planned.stdout + planned.stderr
+    assert shown_diff(planned.stdout) == expected
+    assert os.readlink(app_root / "current") == "releases/2"
+
+    done = release(ssh_hosts, env, {**args, "state": "current"}, "--diff")
+    assert done.result("t1")[0] == "CHANGED", done.stdout + done.stderr
+    assert shown_diff(done.stdout) == expected
+    assert os.readlink(app_root / "current") == "releases/3"
+
+    back = release(ssh_hosts, env, {"app_root": str(app_root), "state": "rollback"}, "--diff")
+    assert back.result("t1")[0] == "CHANGED", back.stdout + back.stderr
+    assert shown_diff(back.stdout) == ({"current": "3", "previous": "2"}, {"current": "2", "previous": "3"})
+
+    again = release(
+        ssh_hosts, env, {"app_root": str(app_root), "state": "rollback", "version": "2"}, "--diff"
+    )
+    assert again.result("t1")[0] == "SUCCESS" and "--- before" not in again.stdout, again.stdout
 
 
 def test_three_hosts_deploying_into_one_app_root_at_once(ssh_hosts, ansible_env, app_root):

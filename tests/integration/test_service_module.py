@@ -198,6 +198,41 @@ def test_process_backend_lifecycle(ansible_env: dict[str, str], tmp_path: Path, 
     assert not alive(second)
 
 
+def diff_lines(run: Adhoc) -> list[str]:
+    """The -/+ lines of the diff Ansible prints before the result (the minimal callback drops `diff`)."""
+    lines = run.stdout.splitlines()
+    return [line for line in lines if line[:1] in ("-", "+") and line[:3] not in ("---", "+++")]
+
+
+def test_check_and_diff_report_state_and_pid(
+    ansible_env: dict[str, str], tmp_path: Path, reaper: Reaper
+) -> None:
+    args = process_args(tmp_path, reaper.marker, name="svc-diff")
+
+    would = adhoc(ansible_env, {**args, "state": "started"}, extra=["--check", "--diff"])
+    assert would.status == "CHANGED" and not Path(args["pidfile"]).exists(), would.stdout
+    assert diff_lines(would) == ['-    "state": "stopped"', '+    "state": "running"'], would.stdout
+
+    start = adhoc(ansible_env, {**args, "state": "started"}, extra=["--diff"])
+    pid = reaper.add(start.result["service"]["pid"])
+    assert start.status == "CHANGED" and alive(pid), start.stdout
+    assert sorted(diff_lines(start)) == sorted(
+        ['-    "pid": null,', '-    "state": "stopped"', f'+    "pid": {pid},', '+    "state": "running"']
+    ), start.stdout
+
+    # Check mode predicts the stop; the daemon runs on.
+    would_stop = adhoc(ansible_env, {**args, "state": "stopped"}, extra=["--check", "--diff"])
+    assert sorted(diff_lines(would_stop)) == sorted(
+        [f'-    "pid": {pid},', '-    "state": "running"', '+    "pid": null,', '+    "state": "stopped"']
+    ), would_stop.stdout
+    assert alive(pid)
+
+    unchanged = adhoc(ansible_env, {**args, "state": "started"}, extra=["--diff"])
+    assert unchanged.status == "SUCCESS" and diff_lines(unchanged) == [], unchanged.stdout
+    assert adhoc(ansible_env, {**args, "state": "stopped"}).status == "CHANGED"
+    assert not alive(pid)
+
+
 def test_failures_are_one_clear_line(ansible_env: dict[str, str], tmp_path: Path, reaper: Reaper) -> None:
     args = process_args(tmp_path, reaper.marker, "svc-bad")
     code = "import sys; print('fatal: port 18011 already in use', flush=True); sys.exit(4)"

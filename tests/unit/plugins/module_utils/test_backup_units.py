@@ -8,40 +8,47 @@ import datetime
 import errno
 
 import pytest
-from ansible_collections.aitbc.ops.plugins.module_utils import backup as bk
+from ansible_collections.aitbc.ops.plugins.module_utils._files import describe_os_error
+from ansible_collections.aitbc.ops.plugins.module_utils._text import iso, parse_iso
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import TIME_FORMAT, BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.registry import kind_of
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.restore import select_entries
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.retention import retention_plan
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import host_dir, newest, normalize_sources
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.verify import failure_summary
 
 NOW = datetime.datetime(2025, 6, 10, 12, 0, 0, tzinfo=datetime.UTC)
 
 
 def make_set(moment, verified=False):
-    return {"set": moment.strftime(bk.TIME_FORMAT), "created": bk.iso(moment), "verified": verified}
+    return {"set": moment.strftime(TIME_FORMAT), "created": iso(moment), "verified": verified}
 
 
 def test_iso_round_trip():
-    assert bk.iso(NOW) == "2025-06-10T12:00:00Z"
-    assert bk.parse_iso(bk.iso(NOW)) == NOW
+    assert iso(NOW) == "2025-06-10T12:00:00Z"
+    assert parse_iso(iso(NOW)) == NOW
 
 
 @pytest.mark.parametrize("host", ["", ".", "..", "a/b"])
 def test_host_dir_rejects_bad_names(host):
-    with pytest.raises(bk.BackupError, match="bad host name"):
-        bk.host_dir("/backups", host)
+    with pytest.raises(BackupError, match="bad host name"):
+        host_dir("/backups", host)
 
 
 def test_host_dir():
-    assert bk.host_dir("/backups", "node1") == "/backups/node1"
+    assert host_dir("/backups", "node1") == "/backups/node1"
 
 
 def test_kind_of_names_the_known_kinds():
-    assert bk.kind_of("sqlite").name == "sqlite"
-    with pytest.raises(bk.BackupError, match=r"unknown backup kind 'tape' \(known: files, redis, sqlite\)"):
-        bk.kind_of("tape")
+    assert kind_of("sqlite").name == "sqlite"
+    with pytest.raises(BackupError, match=r"unknown backup kind 'tape' \(known: files, redis, sqlite\)"):
+        kind_of("tape")
 
 
 def test_file_names_per_kind():
-    assert bk.kind_of("sqlite").file_name({"path": "/data/chain.db", "service": "node"}) == "node.chain.db"
-    assert bk.kind_of("files").file_name({"path": "/etc/keys/"}) == "host.keys.tar.gz"
-    assert bk.kind_of("redis").file_name({"service": "cache"}) == "cache.dump.rdb"
+    assert kind_of("sqlite").file_name({"path": "/data/chain.db", "service": "node"}) == "node.chain.db"
+    assert kind_of("files").file_name({"path": "/etc/keys/"}) == "host.keys.tar.gz"
+    assert kind_of("redis").file_name({"service": "cache"}) == "cache.dump.rdb"
 
 
 def test_normalize_sources_drops_a_path_listed_twice():
@@ -50,7 +57,7 @@ def test_normalize_sources_drops_a_path_listed_twice():
         {"kind": "sqlite", "path": "/data/a.db", "service": "api"},
         {"kind": "redis", "host": "127.0.0.1", "port": 6379},
     ]
-    assert bk.normalize_sources(sources) == [sources[0], sources[2]]
+    assert normalize_sources(sources) == [sources[0], sources[2]]
 
 
 @pytest.mark.parametrize(
@@ -66,15 +73,15 @@ def test_normalize_sources_drops_a_path_listed_twice():
     ],
 )
 def test_normalize_sources_errors(sources, message):
-    with pytest.raises(bk.BackupError, match=message):
-        bk.normalize_sources(sources)
+    with pytest.raises(BackupError, match=message):
+        normalize_sources(sources)
 
 
 def test_describe_os_error():
     full = OSError(errno.ENOSPC, "No space left on device")
-    assert bk.describe_os_error(full, "copying") == "no space left on device while copying"
+    assert describe_os_error(full, "copying") == "no space left on device while copying"
     denied = OSError(errno.EACCES, "Permission denied", "/data/a.db")
-    assert bk.describe_os_error(denied, "reading") == "Permission denied while reading (/data/a.db)"
+    assert describe_os_error(denied, "reading") == "Permission denied while reading (/data/a.db)"
 
 
 def test_retention_keeps_last_daily_and_newest_verified():
@@ -83,7 +90,7 @@ def test_retention_keeps_last_daily_and_newest_verified():
     today = [make_set(NOW - datetime.timedelta(hours=h)) for h in (3, 2, 1)]
     sets = [old_verified, *day_before, *today]
 
-    keep, delete = bk.retention_plan(sets, keep_last=2, keep_days=3, now=NOW)
+    keep, delete = retention_plan(sets, keep_last=2, keep_days=3, now=NOW)
 
     assert keep == {
         today[2]["set"]: "one of the last 2",
@@ -96,16 +103,16 @@ def test_retention_keeps_last_daily_and_newest_verified():
 
 def test_retention_with_nothing_to_keep_by_count_or_day():
     sets = [make_set(NOW - datetime.timedelta(hours=h)) for h in (2, 1)]
-    keep, delete = bk.retention_plan(sets, keep_last=0, keep_days=0, now=NOW)
+    keep, delete = retention_plan(sets, keep_last=0, keep_days=0, now=NOW)
     assert keep == {}
     assert delete == sets
 
 
 def test_newest():
     sets = [make_set(NOW, verified=True), make_set(NOW + datetime.timedelta(hours=1))]
-    assert bk.newest(sets) is sets[1]
-    assert bk.newest(sets, verified=True) is sets[0]
-    assert bk.newest([]) is None
+    assert newest(sets) is sets[1]
+    assert newest(sets, verified=True) is sets[0]
+    assert newest([]) is None
 
 
 MANIFEST = {
@@ -119,14 +126,14 @@ MANIFEST = {
 
 
 def test_select_entries_by_file_service_or_source():
-    assert bk.select_entries(MANIFEST, []) == MANIFEST["files"]
-    chosen = bk.select_entries(MANIFEST, ["node", "/etc/keys"])
+    assert select_entries(MANIFEST, []) == MANIFEST["files"]
+    chosen = select_entries(MANIFEST, ["node", "/etc/keys"])
     assert [entry["file"] for entry in chosen] == ["node.chain.db", "host.keys.tar.gz"]
 
 
 def test_select_entries_names_what_is_missing():
-    with pytest.raises(bk.BackupError, match="not in set 20250610T120000Z: wallet, /nope"):
-        bk.select_entries(MANIFEST, ["api", "wallet", "/nope"])
+    with pytest.raises(BackupError, match="not in set 20250610T120000Z: wallet, /nope"):
+        select_entries(MANIFEST, ["api", "wallet", "/nope"])
 
 
 def test_failure_summary():
@@ -137,4 +144,4 @@ def test_failure_summary():
             {"file": "b.db", "check": "integrity", "ok": False, "detail": "malformed"},
         ],
     }
-    assert bk.failure_summary(result) == "20250610T120000Z/b.db: integrity failed: malformed"
+    assert failure_summary(result) == "20250610T120000Z/b.db: integrity failed: malformed"

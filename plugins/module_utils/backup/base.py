@@ -1,0 +1,32 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, aitbc-ops developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The set format and the one error of the backup package."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+PARTIAL_PREFIX = ".partial-"
+SET_NAME_RE = re.compile(r"^\d{8}T\d{6}Z(?:-\d+)?$")
+TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+# Encrypted archives are built in memory (about 10x their size at peak), so no plaintext copy of key
+# material ever touches the disk. Key stores are small; larger folders belong in an unencrypted source.
+MAX_ENCRYPTED_ARCHIVE = 64 * 1024 * 1024
+RESTORE_TMP = ".aitbc-restore.tmp"
+RESTORE_OLD = ".aitbc-restore-old"
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+# A manifest, one of its file entries, a source given by the user, a listing row: JSON-shaped dicts.
+Manifest = dict[str, Any]
+Entry = dict[str, Any]
+Source = dict[str, Any]
+Row = dict[str, Any]
+
+
+class BackupError(Exception):
+    """A backup, verification or restore that cannot go on. The message is one line for the user."""

@@ -1,0 +1,407 @@
+"""The backup core (plugins/module_utils/backup/) on real files: SQLite under write load, tar archives
+with ansible-vault encryption, a real redis-server, retention and the atomic restore."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ansible_collections.aitbc.ops.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.aitbc.ops.plugins.module_utils._files import sha256_file
+from ansible_collections.aitbc.ops.plugins.module_utils._text import iso
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import TIME_FORMAT, BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.redis import RedisClient, check_rdb
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.restore import restore_diff, restore_set
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.retention import prune, retention_plan
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import (
+    create_set,
+    resolve_set,
+    set_summary,
+)
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.verify import (
+    failure_summary,
+    record_verification,
+    verify_set,
+)
+
+KEY = "correct horse battery staple"
+PLANTED = b"PLANTED-PRIVATE-KEY-6f1d9a0b2c"
+
+
+def make_db(path: Path, rows: int = 100, wal: bool = True) -> None:
+    conn = sqlite3.connect(path)
+    if wal:
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, payload TEXT)")
+    conn.executemany("INSERT INTO blocks (payload) VALUES (?)", [("x" * 100,)] * rows)
+    conn.commit()
+    conn.close()
+
+
+class Writer(threading.Thread):
+    """Commits one row at a time until stopped; remembers the highest committed height."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.stop = threading.Event()
+        self.committed = 0
+        self.commits = 0
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30)
+        while not self.stop.is_set():
+            cur = conn.execute("INSERT INTO blocks (payload) VALUES (?)", ("y" * 200,))
+            conn.commit()
+            self.committed = cur.lastrowid
+            self.commits += 1
+        conn.close()
+
+
+@pytest.fixture
+def keystore(tmp_path: Path) -> Path:
+    folder = tmp_path / "data" / "keystore"
+    folder.mkdir(parents=True)
+    (folder / "wallet-1.json").write_bytes(b'{"key": "' + PLANTED + b'"}')
+    (folder / "sub").mkdir()
+    (folder / "sub" / "wallet-2.json").write_text('{"key": "other"}')
+    folder.chmod(0o700)
+    return folder
+
+
+@pytest.mark.parametrize("wal", [True, False], ids=["wal", "rollback-journal"])
+def test_sqlite_backup_is_consistent_under_write_load(tmp_path: Path, wal: bool) -> None:
+    db = tmp_path / "chain.db"
+    make_db(db, rows=20000, wal=wal)
+    writer = Writer(db)
+    writer.start()
+    try:
+        while writer.commits < 50:
+            time.sleep(0.01)
+        before = writer.committed
+        manifest = create_set(
+            str(tmp_path / "backups"), "h1", [{"kind": "sqlite", "path": str(db), "service": "node"}]
+        )
+        commits_during = writer.commits
+    finally:
+        writer.stop.set()
+        writer.join()
+    assert commits_during > 50
+    result = verify_set(manifest["path"], queries={"chain.db": "SELECT max(height) FROM blocks"})
+    assert result["ok"], result["checks"]
+    copy = Path(manifest["path"]) / "node.chain.db"
+    conn = sqlite3.connect(copy)
+    highest = conn.execute("SELECT max(height) FROM blocks").fetchone()[0]
+    conn.close()
+    assert highest >= before  # every row committed before the backup started is in the copy
+    entry = manifest["files"][0]
+    assert entry["sha256"] == sha256_file(copy) and entry["size"] == copy.stat().st_size
+    assert oct(copy.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "backups" / "h1").stat().st_mode & 0o777) == "0o700"
+    sums = (Path(manifest["path"]) / "SHA256SUMS").read_text()
+    done = subprocess.run(
+        ["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=manifest["path"], capture_output=True, check=False
+    )
+    assert done.returncode == 0, sums
+
+
+def test_encrypted_archive_holds_no_plaintext_and_drills(tmp_path: Path, keystore: Path) -> None:
+    root = tmp_path / "backups"
+    manifest = create_set(
+        str(root), "h1", [{"kind": "files", "path": str(keystore), "service": "wallet"}], key=KEY
+    )
+    entry = manifest["files"][0]
+    assert entry["file"] == "wallet.keystore.tar.gz.vault" and entry["encrypted"] and entry["sensitive"]
+    for path in Path(manifest["path"]).iterdir():
+        assert PLANTED not in path.read_bytes()
+    result = verify_set(manifest["path"], key=KEY)
+    assert result["ok"], result["checks"]
+    assert any("2 file(s)" in c["detail"] for c in result["checks"] if c["check"] == "drill")
+    wrong = verify_set(manifest["path"], key="wrong")
+    assert not wrong["ok"] and "cannot decrypt" in failure_summary(wrong)
+
+
+def test_plain_archive_without_key_is_reported_sensitive(tmp_path: Path, keystore: Path) -> None:
+    manifest = create_set(
+        str(tmp_path / "b"), "h1", [{"kind": "files", "path": str(keystore), "service": "w"}]
+    )
+    row = set_summary(manifest["path"])
+    assert row["plaintext_sensitive"] == ["w.keystore.tar.gz"]
+    assert verify_set(manifest["path"])["ok"]
+
+
+def test_flipped_byte_fails_verification_naming_file(tmp_path: Path) -> None:
+    db = tmp_path / "coordinator.db"
+    make_db(db, rows=500)
+    manifest = create_set(str(tmp_path / "b"), "h1", [{"kind": "sqlite", "path": str(db), "service": "api"}])
+    copy = Path(manifest["path"]) / "api.coordinator.db"
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    result = verify_set(manifest["path"])
+    assert not result["ok"]
+    summary = failure_summary(result)
+    assert "api.coordinator.db: sha256 failed: sha256 mismatch" in summary
+    record_verification(manifest["path"], result)
+    assert set_summary(manifest["path"])["verified"] is False
+    with pytest.raises(BackupError, match="refusing to restore"):
+        restore_set(manifest["path"], [])
+
+
+def test_truncated_archive_fails_drill_even_with_matching_manifest(tmp_path: Path, keystore: Path) -> None:
+    manifest = create_set(
+        str(tmp_path / "b"), "h1", [{"kind": "files", "path": str(keystore), "service": "w"}], key=KEY
+    )
+    archive = Path(manifest["path"]) / manifest["files"][0]["file"]
+    archive.write_bytes(archive.read_bytes()[:-200])
+    # Re-seal the manifest as an attacker or a buggy copy would: checksums pass, the drill must not.
+    data = json.loads((Path(manifest["path"]) / "manifest.json").read_text())
+    data["files"][0].update(size=archive.stat().st_size, sha256=sha256_file(archive))
+    (Path(manifest["path"]) / "manifest.json").write_text(json.dumps(data))
+    result = verify_set(manifest["path"], key=KEY)
+    assert not result["ok"]
+    failed = [c for c in result["checks"] if not c["ok"]]
+    assert failed and failed[0]["check"] == "drill" and "decrypt" in failed[0]["detail"]
+
+
+def test_missing_source_leaves_no_set(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    make_db(db)
+    root = tmp_path / "b"
+    with pytest.raises(BackupError, match="not found"):
+        create_set(
+            str(root),
+            "h1",
+            [{"kind": "sqlite", "path": str(db)}, {"kind": "sqlite", "path": str(tmp_path / "nope.db")}],
+        )
+    assert list((root / "h1").iterdir()) == []
+
+
+def test_retention_keeps_newest_verified_and_dailies(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+
+    def row(days_ago: float, verified: bool | None) -> dict:
+        created = now - dt.timedelta(days=days_ago)
+        return {"set": created.strftime(TIME_FORMAT), "created": iso(created), "verified": verified}
+
+    sets = [
+        row(60, True),
+        row(40, None),
+        row(10.5, None),
+        row(10.2, None),
+        row(2, False),
+        row(1, False),
+        row(0.1, False),
+    ]
+    keep, delete = retention_plan(sets, keep_last=2, keep_days=30, now=now)
+    kept = set(keep)
+    assert sets[0]["set"] in kept and keep[sets[0]["set"]] == "newest verified set"  # 60 days old, kept
+    assert sets[1]["set"] not in kept  # 40 days, unverified: expired
+    assert sets[2]["set"] not in kept and sets[3]["set"] in kept  # newest of its day wins
+    assert {s["set"] for s in sets[4:]} <= kept
+    assert {r["set"] for r in delete} == {sets[1]["set"], sets[2]["set"]}
+
+
+def test_prune_on_disk_and_check_mode(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    make_db(db, rows=10)
+    root = str(tmp_path / "b")
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    names = []
+    for day in range(5):
+        manifest = create_set(
+            root, "h1", [{"kind": "sqlite", "path": str(db)}], now=base + dt.timedelta(days=day)
+        )
+        names.append(manifest["set"])
+    record_verification(resolve_set(root, "h1", names[0]), verify_set(resolve_set(root, "h1", names[0])))
+    (Path(root) / "h1" / ".partial-20260101T000000Z-1").mkdir()
+    os.utime(Path(root) / "h1" / ".partial-20260101T000000Z-1", (0, 0))
+    later = base + dt.timedelta(days=400)
+    planned = prune(root, "h1", keep_last=2, keep_days=0, check_mode=True, now=later)
+    assert planned["deleted"] == names[1:3] and planned["changed"]
+    assert len(os.listdir(Path(root) / "h1")) == 6
+    done = prune(root, "h1", keep_last=2, keep_days=0, now=later)
+    assert done["deleted_leftovers"] == [".partial-20260101T000000Z-1"]
+    assert sorted(os.listdir(Path(root) / "h1")) == [names[0], names[3], names[4]]
+
+
+def test_restore_replaces_atomically_and_sets_stale_wal_aside(tmp_path: Path, keystore: Path) -> None:
+    db = tmp_path / "data" / "chain.db"
+    make_db(db, rows=10)
+    manifest = create_set(
+        str(tmp_path / "b"),
+        "h1",
+        [
+            {"kind": "sqlite", "path": str(db), "service": "node"},
+            {"kind": "files", "path": str(keystore), "service": "w"},
+        ],
+        key=KEY,
+    )
+    make_db(db, rows=90)  # diverge: 100 rows now, a -wal beside it
+    (keystore / "wallet-1.json").write_text("tampered")
+    (keystore / "new.json").write_text("{}")
+    Path(str(db) + "-wal").write_bytes(b"stale wal that must not be replayed")
+    restore_set(manifest["path"], [], key=KEY)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM blocks").fetchone()[0] == 10
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert (keystore / "wallet-1.json").read_bytes().find(PLANTED) > 0
+    assert not (keystore / "new.json").exists()
+    assert oct(keystore.stat().st_mode & 0o777) == "0o700"
+    leftovers = [p.name for p in db.parent.iterdir() if "aitbc-restore" in p.name]
+    assert leftovers == []
+    with pytest.raises(BackupError, match="not in set"):
+        restore_set(manifest["path"], ["no-such-service"], key=KEY)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server not installed (make setup installs it)")
+    port = _free_port()
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(folder),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client = RedisClient("127.0.0.1", port)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port, folder, client
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_redis_bgsave_copy_and_rdb_check(tmp_path: Path, redis_server) -> None:
+    port, folder, client = redis_server
+    for i in range(200):
+        client.call("SET", f"key:{i}", "v" * 50)
+    manifest = create_set(str(tmp_path / "b"), "h1", [{"kind": "redis", "port": port, "service": "redis"}])
+    entry = manifest["files"][0]
+    assert entry["source"] == str(folder / "dump.rdb") and entry["redis_version"]
+    result = verify_set(manifest["path"])
+    assert result["ok"], result["checks"]
+    copy = Path(manifest["path"]) / entry["file"]
+    copy.write_bytes(copy.read_bytes()[:-20])
+    ok, detail = check_rdb(str(copy))
+    assert not ok and detail
+
+
+def test_restore_diff_predicts_each_target_and_the_restore_records_it(tmp_path: Path, keystore: Path) -> None:
+    db = tmp_path / "data" / "chain.db"
+    make_db(db, rows=10)
+    manifest = create_set(
+        str(tmp_path / "b"),
+        "h1",
+        [
+            {"kind": "sqlite", "path": str(db), "service": "node"},
+            {"kind": "files", "path": str(keystore), "service": "w"},
+        ],
+        key=KEY,
+    )
+    entry = next(e for e in manifest["files"] if e["kind"] == "sqlite")
+    make_db(db, rows=5)
+    (keystore / "new.json").write_text("{}")
+    before_db = {"exists": True, "type": "file", "size": db.stat().st_size, "sha256": sha256_file(db)}
+
+    predicted = restore_diff(manifest["path"], [], key=KEY)
+    assert predicted.changed and predicted.names() == [str(db), str(keystore)]
+    diff = predicted.diff()
+    assert diff["before"][str(db)] == before_db
+    assert diff["after"][str(db)] == {
+        "exists": True,
+        "type": "file",
+        "size": entry["size"],
+        "sha256": entry["sha256"],
+    }
+    assert diff["before"][str(keystore)]["files"] == 3
+    assert diff["after"][str(keystore)]["files"] == 2
+
+    tracker = DifferenceTracker()
+    restore_set(manifest["path"], [], key=KEY, tracker=tracker)
+    assert tracker.diff() == diff  # what the restore did is what check mode predicted
+    again = restore_diff(manifest["path"], ["node"], key=KEY)
+    assert not again.changed and again.diff() == {"before": {}, "after": {}}
+
+
+def test_restore_diff_of_a_missing_target_and_of_an_archive_without_its_key(
+    tmp_path: Path, keystore: Path
+) -> None:
+    manifest = create_set(
+        str(tmp_path / "b"), "h1", [{"kind": "files", "path": str(keystore), "service": "w"}], key=KEY
+    )
+    shutil.rmtree(keystore)
+    diff = restore_diff(manifest["path"], ["w"]).diff()
+    assert diff == {
+        "before": {str(keystore): {"exists": False}},
+        "after": {str(keystore): {"exists": True, "from": "w.keystore.tar.gz.vault"}},
+    }
+
+
+def test_prune_diff_lists_the_sets_before_and_after(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    make_db(db, rows=10)
+    root = str(tmp_path / "b")
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    names = [
+        create_set(root, "h1", [{"kind": "sqlite", "path": str(db)}], now=base + dt.timedelta(days=day))[
+            "set"
+        ]
+        for day in range(4)
+    ]
+    (Path(root) / "h1" / ".partial-20260101T000000Z-1").mkdir()
+    os.utime(Path(root) / "h1" / ".partial-20260101T000000Z-1", (0, 0))
+    later = base + dt.timedelta(days=400)
+    planned = DifferenceTracker()
+    prune(root, "h1", keep_last=2, keep_days=0, check_mode=True, now=later, tracker=planned)
+    expected = {
+        "before": {"sets": names, "leftovers": [".partial-20260101T000000Z-1"]},
+        "after": {"sets": names[2:], "leftovers": []},
+    }
+    assert planned.diff() == expected
+    assert len(os.listdir(Path(root) / "h1")) == 5  # check mode deleted nothing
+    done = DifferenceTracker()
+    prune(root, "h1", keep_last=2, keep_days=0, now=later, tracker=done)
+    assert done.diff() == expected
+    quiet = DifferenceTracker()
+    prune(root, "h1", keep_last=2, keep_days=0, now=later, tracker=quiet)
+    assert not quiet.changed
