@@ -33,6 +33,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=collections $(BIN)/lint-imports --no-cache
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --offline --profile production
 	$(BIN)/antsibull-changelog lint
 
