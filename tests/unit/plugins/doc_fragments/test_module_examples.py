@@ -5,7 +5,6 @@ Jinja templates are left out of the check: they are only known at run time."""
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,7 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / "collections"
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
+REPO = Path(__file__).resolve().parents[4]  # the collection root (the checkout, or ansible-test's copy)
 
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
 PREFIX = "aitbc.ops."
