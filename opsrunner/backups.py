@@ -8,19 +8,11 @@ The heartbeat's backup freshness check needs nothing here: it is a probe, and th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .incidents import (
-    Incident,
-    IncidentChange,
-    IncidentStore,
-    close,
-    debugging_section,
-    incident_key,
-    record_incident_changes,
-)
-from .memory import utcnow
+from .incidents import Incident, IncidentChange, IncidentStore, record_incident_changes, settle
 from .recorder import Recorder, RunRecord, TaskResult
 from .report import size_text
 
@@ -119,37 +111,21 @@ def _per_host(outcomes: list[VerifyOutcome]) -> list[VerifyOutcome]:
     return list(merged.values())
 
 
-def _apply(incidents, active, outcome: VerifyOutcome, redact) -> tuple[str, Incident, str] | None:
-    key = incident_key(outcome.host, BACKUP_SERVICE, VERIFY_CHECK)
-    incident = active.get(key)
-    now = utcnow()
-    if outcome.ok:
-        if incident is None:
-            return None
-        close(
-            incident,
-            f"resolved: {', '.join(outcome.sets)} verified",
-            cause="damaged backup set",
-            resolution="a later set passed verification",
-        )
-        incidents.save(incident)
-        return "resolved", incident, f"{incident.id} resolved: {incident.summary}"
-    detail = redact("; ".join(outcome.failed))
-    if incident is not None:
-        incident.note(f"still failing: {detail}", now)
-        incidents.save(incident)
-        return "noted", incident, f"{incident.id} still open: {detail}"
-    incident = Incident(
-        id=incidents.new_id(now),
-        host=outcome.host,
-        service=BACKUP_SERVICE,
-        check=VERIFY_CHECK,
+def _apply(
+    incidents: IncidentStore,
+    active: dict[str, Incident],
+    outcome: VerifyOutcome,
+    redact: Callable[[str], str],
+) -> IncidentChange | None:
+    return settle(
+        incidents,
+        active,
+        outcome.host,
+        BACKUP_SERVICE,
+        VERIFY_CHECK,
+        ok=outcome.ok,
+        detail=f"{', '.join(outcome.sets)} verified" if outcome.ok else redact("; ".join(outcome.failed)),
         summary=f"{outcome.host} backup verification failing",
-        opened=now,
-        updated=now,
-        debugging_notes=debugging_section(incidents.store, BACKUP_SERVICE, VERIFY_CHECK),
+        default_cause="damaged backup set",
+        resolution="a later set passed verification",
     )
-    incident.note(f"opened: {detail}", now)
-    incidents.save(incident)
-    active[key] = incident
-    return "opened", incident, f"{incident.id} opened: {incident.summary}: {detail}"

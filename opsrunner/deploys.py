@@ -10,16 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .incidents import (
-    Incident,
-    IncidentChange,
-    IncidentStore,
-    close,
-    debugging_section,
-    incident_key,
-    record_incident_changes,
-)
-from .memory import utcnow
+from .incidents import Incident, IncidentChange, IncidentStore, record_incident_changes, settle
 from .recorder import Recorder, RunRecord, TaskResult
 
 DEPLOY_CHECK = "deploy"
@@ -67,43 +58,32 @@ class DeployHooks:
         record_incident_changes(recorder, record, decide)
 
 
-def _apply(incidents, active, kind, host, labels, text) -> tuple[str, Incident, str] | None:
+def _apply(
+    incidents: IncidentStore,
+    active: dict[str, Incident],
+    kind: str,
+    host: str,
+    labels: dict[str, Any],
+    text: str,
+) -> IncidentChange | None:
+    if kind not in (DEPLOYED_LABEL, ROLLBACK_LABEL):
+        return None
     service = str(labels.get("service") or "?")
-    key = incident_key(host, service, DEPLOY_CHECK)
-    incident = active.get(key)
-    now = utcnow()
-    if kind == DEPLOYED_LABEL:
-        if incident is None:
-            return None
-        close(
-            incident,
-            f"resolved: {text}",
-            cause=incident.cause or "a release failed its health gate",
-            resolution=f"release {labels.get('version')} deployed and healthy",
-        )
-        incidents.save(incident)
-        return "resolved", incident, f"{incident.id} resolved: {incident.summary}"
-    if kind != ROLLBACK_LABEL:
-        return None
-    if incident is not None:
-        incident.note(f"again: {text}", now)
-        incidents.save(incident)
-        return None
-    incident = Incident(
-        id=incidents.new_id(now),
-        host=host,
-        service=service,
-        check=DEPLOY_CHECK,
+    return settle(
+        incidents,
+        active,
+        host,
+        service,
+        DEPLOY_CHECK,
+        ok=kind == DEPLOYED_LABEL,
+        detail=text,
         summary=f"{host} deploy of {service} {labels.get('version', '?')} failed and was rolled back",
-        opened=now,
-        updated=now,
         cause=str(labels.get("reason") or ""),
-        debugging_notes=debugging_section(incidents.store, service, DEPLOY_CHECK),
+        default_cause="a release failed its health gate",
+        resolution=f"release {labels.get('version')} deployed and healthy",
+        repeat="again",
+        detail_in_run=True,  # on_result put the switch in the run's details
     )
-    incident.note(f"opened: {text}", now)
-    incidents.save(incident)
-    active[key] = incident
-    return "opened", incident, f"{incident.id} opened: {incident.summary}"
 
 
 def release_rows(record: RunRecord) -> list[dict[str, Any]]:

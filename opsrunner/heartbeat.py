@@ -382,20 +382,12 @@ def _open(
 ) -> Incident:
     unreachable = check == REACHABILITY_CHECK
     summary = f"{host} unreachable" if unreachable else f"{host} {check} failing"
-    incident = Incident(
-        id=incidents.new_id(now),
-        host=host,
-        service=service,
-        check=check,
-        summary=summary,
-        opened=now,
-        updated=now,
-        diagnostics=report.diagnostics.get(service) or report.diagnostics.get(HOST_SERVICE, ""),
-        debugging_notes=debugging_section(store, "host unreachable" if unreachable else service, check),
+    note = f"opened after {checked.failures} failed heartbeat(s): {detail}"
+    diagnostics = report.diagnostics.get(service) or report.diagnostics.get(HOST_SERVICE, "")
+    notes = debugging_section(store, "host unreachable" if unreachable else service, check)
+    return incidents.open(
+        host, service, check, summary, note, now, diagnostics=diagnostics, debugging_notes=notes
     )
-    incident.note(f"opened after {checked.failures} failed heartbeat(s): {detail}", now)
-    incidents.save(incident)  # reserve the id before the next one is chosen
-    return incident
 
 
 def _resolve(incident: Incident, report: HostReport, service: str, now: dt.datetime) -> Transition:

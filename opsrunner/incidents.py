@@ -9,7 +9,8 @@ Every resolver (the heartbeat, backup verification, deploys, `opsrunner incident
 the cause and resolution in failures/failure-archive.md (see failures.py); the record gets an Archive line.
 
 `record_incident_changes` and `AlertRouter` serve every capability that opens or resolves incidents from a
-run's results (the heartbeat, backup verification, deploys): one lock, one way to note and alert.
+run's results (the heartbeat, backup verification, deploys): one lock, one way to note and alert; `settle`
+is the lifecycle of one incident key (open, note, resolve) that backup verification and deploys share.
 """
 
 from __future__ import annotations
@@ -225,6 +226,37 @@ class IncidentStore:
             atomic_write(path, incident.to_markdown())
         return path
 
+    def open(
+        self,
+        host: str,
+        service: str,
+        check: str,
+        summary: str,
+        note: str,
+        now: dt.datetime,
+        *,
+        cause: str = "",
+        diagnostics: str = "",
+        debugging_notes: str = "",
+    ) -> Incident:
+        """A new incident, opened `now` with the first timeline line `note`; call under the heartbeat lock.
+        It is saved at once: that reserves its id before the next one is chosen."""
+        incident = Incident(
+            id=self.new_id(now),
+            host=host,
+            service=service,
+            check=check,
+            summary=summary,
+            opened=now,
+            updated=now,
+            cause=cause,
+            diagnostics=diagnostics,
+            debugging_notes=debugging_notes,
+        )
+        incident.note(note, now)
+        self.save(incident)
+        return incident
+
     def new_id(self, when: dt.datetime | None = None) -> str:
         """The next free INC-YYYYMMDD-NNN; call under the heartbeat lock."""
         day = (when or utcnow()).strftime("%Y%m%d")
@@ -312,6 +344,63 @@ def iter_incidents(store: MemoryStore, status: str | None = None) -> Iterator[In
 
 # An incident change decided outside the heartbeat: (kind: opened | noted | resolved, incident, text).
 IncidentChange = tuple[str, Incident, str]
+
+
+def settle(
+    incidents: IncidentStore,
+    active: dict[str, Incident],
+    host: str,
+    service: str,
+    check: str,
+    *,
+    ok: bool,
+    detail: str,
+    summary: str,
+    cause: str = "",
+    default_cause: str = "",
+    resolution: str = "",
+    repeat: str = "still failing",
+    detail_in_run: bool = False,
+) -> IncidentChange | None:
+    """Bring the incident of (host, service, check) in line with a check's latest result; saves what it
+    changes and returns the change to report (None: nothing to report). Call it inside `decide` of
+    `record_incident_changes`, which holds the incident lock; `active` is updated with what it opens.
+
+    - ok, one active: closed with `resolved: <detail>`, its cause (the one recorded when it opened, else
+      `default_cause`) and `resolution`: ("resolved", incident, "<id> resolved: <summary>").
+    - ok, none active: None.
+    - failing, one active: noted as `<repeat>: <detail>`: ("noted", incident, "<id> still open: <detail>").
+    - failing, none active: opened with `summary` and `cause`, noted as `opened: <detail>`:
+      ("opened", incident, "<id> opened: <summary>: <detail>").
+
+    `detail_in_run`: the caller has put `detail` in the run's details already, so the texts leave it out
+    and a repeat is only noted in the timeline (None).
+    """
+    key = incident_key(host, service, check)
+    incident = active.get(key)
+    now = utcnow()
+    if ok:
+        if incident is None:
+            return None
+        close(
+            incident,
+            f"resolved: {detail}",
+            cause=incident.cause or default_cause,
+            resolution=resolution,
+        )
+        incidents.save(incident)
+        return "resolved", incident, f"{incident.id} resolved: {incident.summary}"
+    if incident is not None:
+        incident.note(f"{repeat}: {detail}", now)
+        incidents.save(incident)
+        return None if detail_in_run else ("noted", incident, f"{incident.id} still open: {detail}")
+    notes = debugging_section(incidents.store, service, check)
+    incident = incidents.open(
+        host, service, check, summary, f"opened: {detail}", now, cause=cause, debugging_notes=notes
+    )
+    active[key] = incident
+    text = f"{incident.id} opened: {incident.summary}"
+    return "opened", incident, text if detail_in_run else f"{text}: {detail}"
 
 
 def record_incident_changes(

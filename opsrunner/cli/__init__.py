@@ -12,8 +12,9 @@ import sys
 import click
 
 from ..settings import BadInput, Settings
+from . import options
 from .backup import backup, backups, restore, verify
-from .context import Context, inventory_option
+from .context import Context
 from .demo import demo
 from .deploy import deploy, releases, rollback
 from .diagnose import diagnose
@@ -31,7 +32,7 @@ __all__ = ["Context", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@inventory_option()
+@options.inventory()
 @click.option(
     "--memory-dir",
     metavar="DIR",

@@ -8,27 +8,16 @@ import click
 
 from .. import report
 from ..settings import BadInput
-from .context import (
-    Context,
-    check_option,
-    execute,
-    finish,
-    finish_rows,
-    inventory_option,
-    json_option,
-    limit_option,
-    pass_ctx,
-    playbook_request,
-    reject_unknown_service,
-)
+from . import options
+from .context import Context, execute, finish, finish_rows, pass_ctx, playbook_request, reject_unknown_service
 
 
 @click.command()
 @click.option("--service", metavar="S", help="Back up only this service's data.")
-@inventory_option()
-@limit_option()
-@check_option("Dry run: check the sources, write nothing.")
-@json_option()
+@options.inventory()
+@options.limit()
+@options.check("Dry run: check the sources, write nothing.")
+@options.json()
 @pass_ctx
 def backup(
     ctx: Context, service: str | None, inventory: str | None, limit: str | None, check: bool, as_json: bool
@@ -59,9 +48,9 @@ def backups() -> None:
 
 
 @backups.command("list")
-@inventory_option()
-@limit_option()
-@json_option()
+@options.inventory()
+@options.limit()
+@options.json()
 @pass_ctx
 def backups_list(ctx: Context, inventory: str | None, limit: str | None, as_json: bool) -> None:
     """Every host's backup sets: path, age, size, verified?"""
@@ -73,10 +62,10 @@ def backups_list(ctx: Context, inventory: str | None, limit: str | None, as_json
 
 @click.command()
 @click.argument("set_name", metavar="[SET]", default="newest")
-@inventory_option()
-@limit_option()
+@options.inventory()
+@options.limit()
 @click.option("--no-drill", is_flag=True, help="Checksums and integrity only, no restore drill.")
-@json_option()
+@options.json()
 @pass_ctx
 def verify(
     ctx: Context, set_name: str, inventory: str | None, limit: str | None, no_drill: bool, as_json: bool
@@ -106,9 +95,9 @@ def verify(
 @click.argument("set_name", metavar="SET")
 @click.option("--confirm", is_flag=True, help="Required: the restore replaces live data.")
 @click.option("--service", metavar="S", help="Restore only this service's data.")
-@inventory_option()
-@limit_option()
-@json_option()
+@options.inventory()
+@options.limit()
+@options.json()
 @pass_ctx
 def restore(
     ctx: Context,

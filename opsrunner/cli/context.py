@@ -1,14 +1,13 @@
-"""What every command shares: the click context object, the common options, the one way to build a
-playbook run, and the one way to finish a command (text or --json, and the exit code)."""
+"""What every command shares: the click context object, the one way to build a playbook run, and the one
+way to finish a command (text or --json, and the exit code). The shared options are in options.py."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -17,8 +16,6 @@ from ..hooks import playbook_event
 from ..memory import MemoryStore
 from ..runner import Runner, RunOutcome, RunRequest
 from ..settings import BadInput, Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -39,54 +36,6 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
-
-
-# -- the common options (factories: a command may word the help for what it does) --------------------
-
-
-def inventory_option() -> Callable[[F], F]:
-    return click.option(
-        "-i", "--inventory", "inventory", metavar="INV", help="Inventory (default: inventory/local.yml)."
-    )
-
-
-def limit_option(help_text: str = "Limit to hosts matching PATTERN.") -> Callable[[F], F]:
-    return click.option("--limit", metavar="PATTERN", help=help_text)
-
-
-def json_option(help_text: str = "Print a machine-readable result.") -> Callable[[F], F]:
-    return click.option("--json", "as_json", is_flag=True, help=help_text)
-
-
-def extra_vars_option() -> Callable[[F], F]:
-    return click.option(
-        "-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V", help="Extra variables."
-    )
-
-
-def check_option(help_text: str) -> Callable[[F], F]:
-    return click.option("--check", is_flag=True, help=help_text)
-
-
-def parse_extra_vars(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """-e K=V pairs, -e '{"json": ...}' and -e @file.yml, as ansible-playbook takes them."""
-    import yaml
-
-    result: dict[str, Any] = {}
-    for item in pairs:
-        if item.startswith("@"):
-            data = yaml.safe_load(Path(item[1:]).read_text())
-        elif item.lstrip().startswith("{"):
-            data = json.loads(item)
-        elif "=" in item:
-            key, _, value = item.partition("=")
-            data = {key: value}
-        else:
-            raise BadInput(f"bad extra var {item!r}: use K=V, JSON or @file")
-        if not isinstance(data, dict):
-            raise BadInput(f"bad extra var {item!r}: not a mapping")
-        result.update(data)
-    return result
 
 
 # -- running a playbook ------------------------------------------------------------------------------

@@ -5,25 +5,17 @@ from __future__ import annotations
 import click
 
 from .. import report
-from .context import (
-    Context,
-    execute,
-    finish_rows,
-    inventory_option,
-    json_option,
-    limit_option,
-    pass_ctx,
-    playbook_request,
-)
+from . import options
+from .context import Context, execute, finish_rows, pass_ctx, playbook_request
 
 
 def demo_command(action: str, help_text: str) -> click.Command:
     """One action of playbooks/demo.yml as a command; all three print the same service table."""
 
     @click.command(action, help=help_text)
-    @inventory_option()
-    @limit_option()
-    @json_option()
+    @options.inventory()
+    @options.limit()
+    @options.json()
     @pass_ctx
     def command(ctx: Context, inventory: str | None, limit: str | None, as_json: bool) -> None:
         request = playbook_request(

@@ -11,21 +11,8 @@ from .. import report
 from ..deploys import release_rows
 from ..runner import RunOutcome
 from ..settings import BadInput
-from .context import (
-    Context,
-    check_option,
-    execute,
-    extra_vars_option,
-    finish,
-    finish_rows,
-    inventory_option,
-    json_option,
-    limit_option,
-    parse_extra_vars,
-    pass_ctx,
-    playbook_request,
-    reject_unknown_service,
-)
+from . import options
+from .context import Context, execute, finish, finish_rows, pass_ctx, playbook_request, reject_unknown_service
 
 
 @click.command()
@@ -33,11 +20,11 @@ from .context import (
 @click.option("--from", "artifact", required=True, metavar="ARTIFACT", help="Release tarball or folder.")
 @click.option("--service", default="coordinator-api", show_default=True, help="The service to deploy.")
 @click.option("--serial", default="1", show_default=True, metavar="N", help="Hosts per batch (N or N%).")
-@inventory_option()
-@limit_option()
-@check_option("Dry run: show the plan, change nothing.")
-@extra_vars_option()
-@json_option()
+@options.inventory()
+@options.limit()
+@options.check("Dry run: show the plan, change nothing.")
+@options.extra_vars()
+@options.json()
 @pass_ctx
 def deploy(
     ctx: Context,
@@ -64,7 +51,7 @@ def deploy(
         limit=limit,
         check=check,
         extra_vars={
-            **parse_extra_vars(extra_vars),
+            **options.parse_extra_vars(extra_vars),
             "deploy_version": version,
             "deploy_artifact": str(source),
             "deploy_service": service,
@@ -90,9 +77,9 @@ def releases_after(outcome: RunOutcome) -> dict[str, Any]:
 @click.command()
 @click.option("--to", "version", metavar="VERSION", help="A release still on the hosts (default: previous).")
 @click.option("--service", default="coordinator-api", show_default=True, help="The service to roll back.")
-@inventory_option()
-@limit_option()
-@json_option()
+@options.inventory()
+@options.limit()
+@options.json()
 @pass_ctx
 def rollback(
     ctx: Context, version: str | None, service: str, inventory: str | None, limit: str | None, as_json: bool
@@ -113,9 +100,9 @@ def rollback(
 
 
 @click.command()
-@inventory_option()
-@limit_option()
-@json_option()
+@options.inventory()
+@options.limit()
+@options.json()
 @pass_ctx
 def releases(ctx: Context, inventory: str | None, limit: str | None, as_json: bool) -> None:
     """The current and previous release of each deployable service per host, and when it was deployed."""

@@ -9,13 +9,14 @@ import click
 
 from .. import diagnose as bundles
 from .. import report
-from .context import Context, execute, inventory_option, json_option, pass_ctx, playbook_request
+from . import options
+from .context import Context, execute, pass_ctx, playbook_request
 
 
 @click.command("diagnose")
 @click.argument("host")
 @click.argument("service", required=False, default="")
-@inventory_option()
+@options.inventory()
 @click.option(
     "-n",
     "--lines",
@@ -25,7 +26,7 @@ from .context import Context, execute, inventory_option, json_option, pass_ctx, 
     show_default=True,
     help="Log lines per service.",
 )
-@json_option()
+@options.json()
 @pass_ctx
 def diagnose(
     ctx: Context, host: str, service: str, inventory: str | None, log_lines: int, as_json: bool

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .context import (
-    Context,
-    check_option,
-    execute,
-    finish,
-    inventory_option,
-    json_option,
-    pass_ctx,
-    playbook_request,
-)
+from . import options
+from .context import Context, execute, finish, pass_ctx, playbook_request
 
 
 @click.group()
@@ -22,9 +14,9 @@ def env() -> None:
 
 
 @env.command("sync")
-@inventory_option()
-@check_option("Report whether it would change; write nothing.")
-@json_option()
+@options.inventory()
+@options.check("Report whether it would change; write nothing.")
+@options.json()
 @pass_ctx
 def env_sync(ctx: Context, inventory: str | None, check: bool, as_json: bool) -> None:
     """Render knowledge/environment.md from the inventory: hosts, services, ports, URLs, health checks,

@@ -10,28 +10,19 @@ import click
 
 from .. import report
 from ..heartbeat import HeartbeatHooks
-from .context import (
-    Context,
-    execute,
-    extra_vars_option,
-    inventory_option,
-    json_option,
-    limit_option,
-    parse_extra_vars,
-    pass_ctx,
-    playbook_request,
-)
+from . import options
+from .context import Context, execute, pass_ctx, playbook_request
 
 
 @click.command()
-@inventory_option()
-@limit_option()
+@options.inventory()
+@options.limit()
 @click.option("--no-remediate", is_flag=True, help="Only report: restart nothing.")
 @click.option(
     "--junit", "junit_file", metavar="FILE", help="Write JUnit XML: one testcase per host and probe."
 )
-@extra_vars_option()
-@json_option()
+@options.extra_vars()
+@options.json()
 @pass_ctx
 def heartbeat(
     ctx: Context,
@@ -46,7 +37,7 @@ def heartbeat(
 
     Exit 0 healthy, 1 unhealthy, 3 unreachable host(s).
     """
-    variables = parse_extra_vars(extra_vars)
+    variables = options.parse_extra_vars(extra_vars)
     if no_remediate:
         variables["heartbeat_remediate"] = False
     request = playbook_request(ctx, "heartbeat.yml", inventory=inventory, limit=limit, extra_vars=variables)

@@ -10,7 +10,8 @@ import click
 from .. import report
 from ..incidents import Incident, IncidentError, IncidentStore
 from ..settings import BadInput
-from .context import Context, json_option, pass_ctx
+from . import options
+from .context import Context, pass_ctx
 
 
 @click.group()
@@ -20,7 +21,7 @@ def incidents() -> None:
 
 @incidents.command("list")
 @click.option("--status", type=click.Choice(["open", "acknowledged", "resolved", "active"]), help="Filter.")
-@json_option()
+@options.json()
 @pass_ctx
 def incidents_list(ctx: Context, status: str | None, as_json: bool) -> None:
     """All incidents, oldest first."""
@@ -48,7 +49,7 @@ def _incident_action(action: Callable[[], Incident]) -> Incident:
 
 @incidents.command("show")
 @click.argument("incident_id")
-@json_option()
+@options.json()
 @pass_ctx
 def incidents_show(ctx: Context, incident_id: str, as_json: bool) -> None:
     """One incident record with its timeline, diagnostics and debugging notes."""

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .context import (
-    Context,
-    execute,
-    finish,
-    inventory_option,
-    json_option,
-    limit_option,
-    pass_ctx,
-    playbook_request,
-)
+from . import options
+from .context import Context, execute, finish, pass_ctx, playbook_request
 
 
 @click.group()
@@ -22,9 +14,9 @@ def logs() -> None:
 
 
 @logs.command("review")
-@inventory_option()
-@limit_option()
-@json_option()
+@options.inventory()
+@options.limit()
+@options.json()
 @pass_ctx
 def logs_review(ctx: Context, inventory: str | None, limit: str | None, as_json: bool) -> None:
     """Count errors and warnings per service since the last review (a cursor per log); write the summary to

@@ -9,7 +9,8 @@ import click
 
 from .. import report
 from ..settings import BadInput
-from .context import Context, json_option, pass_ctx
+from . import options
+from .context import Context, pass_ctx
 
 
 @click.group()
@@ -20,7 +21,7 @@ def memory() -> None:
 @memory.command("show")
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="Day to show (default: today, UTC).")
 @click.option("--last", type=int, default=0, help="Show only the last N entries.")
-@json_option()
+@options.json()
 @pass_ctx
 def memory_show(ctx: Context, day: str | None, last: int, as_json: bool) -> None:
     """Show the daily memory entries of one day, parsed back from daily/YYYY-MM-DD.md."""

@@ -8,12 +8,13 @@ import sys
 import click
 
 from .. import statuspage
-from .context import Context, inventory_option, json_option, limit_option, pass_ctx, playbook_request
+from . import options
+from .context import Context, pass_ctx, playbook_request
 
 
 @click.command("report")
-@inventory_option()
-@limit_option("Limit the live facts to hosts matching PATTERN.")
+@options.inventory()
+@options.limit("Limit the live facts to hosts matching PATTERN.")
 @click.option(
     "--out",
     default=statuspage.DEFAULT_OUT,
@@ -28,7 +29,7 @@ from .context import Context, inventory_option, json_option, limit_option, pass_
     show_default=True,
     help="Heartbeats shown in the uptime timeline.",
 )
-@json_option("Print a machine-readable summary.")
+@options.json("Print a machine-readable summary.")
 @pass_ctx
 def report(
     ctx: Context, inventory: str | None, limit: str | None, out: str, heartbeats: int, as_json: bool

@@ -5,29 +5,19 @@ from __future__ import annotations
 import click
 
 from ..hooks import RUN
-from .context import (
-    Context,
-    execute,
-    extra_vars_option,
-    finish,
-    inventory_option,
-    json_option,
-    limit_option,
-    parse_extra_vars,
-    pass_ctx,
-    playbook_request,
-)
+from . import options
+from .context import Context, execute, finish, pass_ctx, playbook_request
 
 
 @click.command()
 @click.argument("playbook")
-@inventory_option()
-@limit_option()
+@options.inventory()
+@options.limit()
 @click.option("--check", is_flag=True, help="Dry run: report what would change.")
 @click.option("--diff", is_flag=True, help="Show file differences.")
-@extra_vars_option()
+@options.extra_vars()
 @click.option("-v", "--verbose", is_flag=True, help="Stream Ansible's (redacted) output.")
-@json_option()
+@options.json()
 @pass_ctx
 def run(
     ctx: Context,
@@ -49,7 +39,7 @@ def run(
         limit=limit,
         check=check,
         diff=diff,
-        extra_vars=parse_extra_vars(extra_vars),
+        extra_vars=options.parse_extra_vars(extra_vars),
         event=RUN,
     )
     finish(execute(ctx, request, as_json, verbose), as_json)

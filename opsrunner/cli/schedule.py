@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from .context import Context, finish, inventory_option, json_option, pass_ctx, playbook_request
+from . import options
+from .context import Context, finish, pass_ctx, playbook_request
 
 STATES = {"install": "present", "remove": "absent", "show": "show"}
 SHOW_TASK = "Report the installed jobs"  # playbooks/schedule.yml's task that prints them
@@ -19,8 +20,8 @@ SHOW_TASK = "Report the installed jobs"  # playbooks/schedule.yml's task that pr
 @click.command()
 @click.argument("action", type=click.Choice(["install", "remove", "show"]))
 @click.option("--backend", type=click.Choice(["auto", "systemd", "cron"]), default="auto", show_default=True)
-@inventory_option()
-@json_option()
+@options.inventory()
+@options.json()
 @pass_ctx
 def schedule(ctx: Context, action: str, backend: str, inventory: str | None, as_json: bool) -> None:
     """Install, remove or show the periodic jobs: the heartbeat every 30 minutes and the daily log review

@@ -5,17 +5,8 @@ from __future__ import annotations
 import click
 
 from .. import report
-from .context import (
-    Context,
-    execute,
-    finish,
-    inventory_option,
-    json_option,
-    limit_option,
-    pass_ctx,
-    playbook_request,
-    reject_unknown_service,
-)
+from . import options
+from .context import Context, execute, finish, pass_ctx, playbook_request, reject_unknown_service
 
 STATES = {"start": "started", "stop": "stopped", "restart": "restarted", "status": "status"}
 
@@ -23,9 +14,9 @@ STATES = {"start": "started", "stop": "stopped", "restart": "restarted", "status
 @click.command()
 @click.argument("action", type=click.Choice(["start", "stop", "restart", "status"]))
 @click.argument("service")
-@inventory_option()
-@limit_option()
-@json_option()
+@options.inventory()
+@options.limit()
+@options.json()
 @pass_ctx
 def service(
     ctx: Context, action: str, service: str, inventory: str | None, limit: str | None, as_json: bool

@@ -42,10 +42,17 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` (file mode `mode`) so readers see the old content or the new, whole."""
+def atomic_write(path: str, data: bytes, mode: int = 0o644, tmp: str | None = None) -> None:
+    """Replace `path` with `data` (file mode `mode`) so readers see the old content or the new, whole.
+
+    `tmp` fixes the temp file's path (in the folder of `path`) for callers that recognise the leftover of a
+    killed run by its name; by default it gets a fresh random name.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    if tmp is None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         try:
             os.fchmod(fd, mode)

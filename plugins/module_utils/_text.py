@@ -69,6 +69,11 @@ def tail_file(path: str | None, n: int = 20, start: int = 0) -> list[str]:
     return data.decode("utf-8", "replace").splitlines()[-n:]
 
 
+def tail_text(text: str, n: int) -> list[str]:
+    """The last `n` lines of a text (a command's output)."""
+    return (text or "").splitlines()[-n:] if n > 0 else []
+
+
 def utcnow() -> datetime.datetime:
     """Now in UTC, to the second (the precision of every time the modules record)."""
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)

@@ -37,7 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.aitbc.ops.plugins.module_utils._diff import DifferenceTracker
-from ansible_collections.aitbc.ops.plugins.module_utils._files import describe_os_error, fsync_dir, write_all
+from ansible_collections.aitbc.ops.plugins.module_utils._files import (
+    atomic_write,
+    describe_os_error,
+    fsync_dir,
+)
 from ansible_collections.aitbc.ops.plugins.module_utils._text import utcnow_iso
 
 FORMAT = 1
@@ -118,19 +122,10 @@ def fsync_tree(root: str) -> None:
 
 
 def write_json_atomic(path: str, data: dict) -> None:
-    """Temp file + fsync + os.replace + fsync of the folder. Not _files.atomic_write: the temp file is
-    `<path>.tmp-<pid>`, the name `inspect` finds as the leftover of a killed run, and its mode follows the
-    umask."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    """Replace `path` with `data` as JSON, atomically. The temp file is `<path>.tmp-<pid>`: the name
+    `inspect` finds as the leftover of a killed run."""
     body = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        write_all(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path))
+    atomic_write(path, body, 0o644, tmp=f"{path}.tmp-{os.getpid()}")
 
 
 def remove_path(path: str) -> None:

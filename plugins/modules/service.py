@@ -261,8 +261,8 @@ log_tail:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceError
 from ansible_collections.aitbc.ops.plugins.module_utils.service.manage import manage_service, redacted_params
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError
 
 
 def main():

@@ -1,60 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2025, aitbc-ops developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every service backend shares: the spec, the error, the base class and the control command runner."""
+"""What every service backend shares: the base class and the control command runner (the data they
+act on is in spec.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from ansible_collections.aitbc.ops.plugins.module_utils._commands import CommandError, run_command
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError, ServiceSpec, Status
 
 CMD_TIMEOUT = 120
-
-# status() result: {"active": bool, "pid": int|None, "uptime_s": float|None, "detail": str}
-Status = dict[str, Any]
-
-
-class ServiceError(Exception):
-    """A failure with a one-line message; ``details`` are extra result keys (log tail, probes...)."""
-
-    def __init__(self, msg: str, **details: Any) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
-
-
-@dataclass
-class ServiceSpec:
-    """Everything the backends need to know about one service (the module's options)."""
-
-    name: str
-    command: str | None = None
-    pidfile: str | None = None
-    log_file: str | None = None
-    chdir: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    env_file: str | None = None
-    stop_timeout: float = 10.0
-    start_timeout: float = 1.0
-    unit: str | None = None
-    container: str | None = None
-    program: str | None = None
-    supervisor_config: str | None = None
-    docker_host: str | None = None
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ServiceSpec:
-        known = cls.__dataclass_fields__
-        values = {k: v for k, v in params.items() if k in known and v is not None}
-        spec = cls(**values)
-        if not spec.name or not str(spec.name).strip():
-            raise ServiceError("name must be a non-empty service name")
-        if "/" in spec.name or "\0" in spec.name:
-            raise ServiceError(f"name must not contain '/': {spec.name!r}")
-        spec.env = {str(k): "" if v is None else str(v) for k, v in (spec.env or {}).items()}
-        return spec
 
 
 def run_cmd(argv: list[str], timeout: float = CMD_TIMEOUT) -> tuple[int, str, str]:
@@ -63,11 +18,6 @@ def run_cmd(argv: list[str], timeout: float = CMD_TIMEOUT) -> tuple[int, str, st
         return run_command(argv, timeout)
     except CommandError as exc:  # "command not found: X" or "timed out after Ns: CMD"
         raise ServiceError(str(exc)) from exc
-
-
-def tail_text(text: str, n: int) -> list[str]:
-    """The last ``n`` lines of a command's output."""
-    return (text or "").splitlines()[-n:] if n > 0 else []
 
 
 class ServiceBackend:
@@ -110,12 +60,6 @@ class ServiceBackend:
 
     def check_startable(self) -> None:
         """Validate what start() needs without changing anything (used by check mode)."""
-
-    @staticmethod
-    def _status(
-        active: bool, pid: int | None = None, uptime_s: float | None = None, detail: str = ""
-    ) -> Status:
-        return {"active": bool(active), "pid": pid, "uptime_s": uptime_s, "detail": detail}
 
 
 class ControlCommandBackend(ServiceBackend):

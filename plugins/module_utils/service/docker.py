@@ -13,15 +13,17 @@ import shutil
 import time
 from typing import Any
 
-from ansible_collections.aitbc.ops.plugins.module_utils._text import first_line
+from ansible_collections.aitbc.ops.plugins.module_utils._text import first_line, tail_text
 from ansible_collections.aitbc.ops.plugins.module_utils.service.base import (
     CMD_TIMEOUT,
     ServiceBackend,
+    run_cmd,
+)
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import (
     ServiceError,
     ServiceSpec,
     Status,
-    run_cmd,
-    tail_text,
+    make_status,
 )
 
 
@@ -42,7 +44,7 @@ def docker_status_from_state(state: dict[str, Any], now: float | None = None) ->
     started = parse_docker_time(state.get("StartedAt", ""))
     if running and started is not None:
         uptime = round(max(0.0, (time.time() if now is None else now) - started), 1)
-    return ServiceBackend._status(running, pid if running else None, uptime, state.get("Status", ""))
+    return make_status(running, pid if running else None, uptime, state.get("Status", ""))
 
 
 class DockerBackend(ServiceBackend):

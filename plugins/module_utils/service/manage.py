@@ -15,14 +15,10 @@ from typing import Any
 
 from ansible_collections.aitbc.ops.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.registry import build_probes, run_probes
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import (
-    ServiceBackend,
-    ServiceError,
-    ServiceSpec,
-    Status,
-)
+from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceBackend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.process import OLDER_COMMAND, ProcessBackend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.registry import BACKENDS
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError, ServiceSpec, Status
 
 STATES = ("started", "stopped", "restarted", "reloaded", "status")
 NO_LOG_PLACEHOLDER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"

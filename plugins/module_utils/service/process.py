@@ -27,11 +27,12 @@ from ansible_collections.aitbc.ops.plugins.module_utils._procs import (
     read_stat,
 )
 from ansible_collections.aitbc.ops.plugins.module_utils._text import tail_file
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import (
-    ServiceBackend,
+from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceBackend
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import (
     ServiceError,
     ServiceSpec,
     Status,
+    make_status,
 )
 
 # Characters that make a command line need /bin/sh (pipes, redirects, expansions, globs, lists).
@@ -351,8 +352,8 @@ class ProcessBackend(ServiceBackend):
     def status(self) -> Status:
         pid, why = self.running_pid()
         if pid is None:
-            return self._status(False, detail=why)
-        return self._status(True, pid, proc_uptime(pid), why or "running")
+            return make_status(False, detail=why)
+        return make_status(True, pid, proc_uptime(pid), why or "running")
 
     def start(self) -> str | None:
         with self.lock():

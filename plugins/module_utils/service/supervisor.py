@@ -9,15 +9,13 @@ import contextlib
 import re
 import shutil
 
-from ansible_collections.aitbc.ops.plugins.module_utils._text import first_line
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import (
-    ControlCommandBackend,
-    ServiceBackend,
+from ansible_collections.aitbc.ops.plugins.module_utils._text import first_line, tail_text
+from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ControlCommandBackend, run_cmd
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import (
     ServiceError,
     ServiceSpec,
     Status,
-    run_cmd,
-    tail_text,
+    make_status,
 )
 
 _SUPERVISOR_UPTIME = re.compile(r"uptime (?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
@@ -43,7 +41,7 @@ def parse_supervisor_status(text: str, program: str) -> Status | None:
             if m:
                 days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
                 uptime = float(days * 86400 + hours * 3600 + minutes * 60 + seconds)
-        return ServiceBackend._status(state == "RUNNING", pid, uptime, f"{state} {desc}".strip())
+        return make_status(state == "RUNNING", pid, uptime, f"{state} {desc}".strip())
     return None
 
 

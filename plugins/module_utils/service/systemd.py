@@ -10,15 +10,13 @@ import os
 import shutil
 import time
 
-from ansible_collections.aitbc.ops.plugins.module_utils._text import first_line
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import (
-    ControlCommandBackend,
-    ServiceBackend,
+from ansible_collections.aitbc.ops.plugins.module_utils._text import first_line, tail_text
+from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ControlCommandBackend, run_cmd
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import (
     ServiceError,
     ServiceSpec,
     Status,
-    run_cmd,
-    tail_text,
+    make_status,
 )
 
 
@@ -63,7 +61,7 @@ class SystemdBackend(ControlCommandBackend):
             now = time.monotonic() if monotonic_now is None else monotonic_now
             uptime = round(max(0.0, now - entered / 1e6), 1)
         detail = f"{active_state}/{props.get('SubState', '')}".strip("/")
-        return ServiceBackend._status(active, pid if active else None, uptime, detail)
+        return make_status(active, pid if active else None, uptime, detail)
 
     def status(self) -> Status:
         props = self.show()

@@ -11,12 +11,12 @@ import shutil
 
 from ansible_collections.aitbc.ops.plugins.module_utils._procs import pid_alive, proc_uptime
 from ansible_collections.aitbc.ops.plugins.module_utils._text import first_line, tail_file
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import (
-    ControlCommandBackend,
+from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ControlCommandBackend, run_cmd
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import (
     ServiceError,
     ServiceSpec,
     Status,
-    run_cmd,
+    make_status,
 )
 
 
@@ -45,7 +45,7 @@ class SysvBackend(ControlCommandBackend):
                 if not pid_alive(pid):
                     pid = None
         # LSB: 0 running, 1 dead with pidfile, 2 dead with lock, 3 not running, 4 unknown.
-        return self._status(
+        return make_status(
             rc == 0, pid, proc_uptime(pid) if pid else None, first_line(out, err) or f"status exit code {rc}"
         )
 

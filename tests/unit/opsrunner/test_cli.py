@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from opsrunner.cli import cli
-from opsrunner.cli.context import Context, parse_extra_vars, playbook_request
+from opsrunner.cli.context import Context, playbook_request
+from opsrunner.cli.options import parse_extra_vars
 from opsrunner.settings import BadInput, Settings
 
 REPO = Path(__file__).resolve().parents[3]

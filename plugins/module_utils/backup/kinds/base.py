@@ -1,14 +1,22 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2025, aitbc-ops developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The interface every source kind implements, and the file owner facts they share."""
+"""The interface every source kind implements, the file owner facts they share, and the staged copy
+that a restore of a single file replaces its target with."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
-from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError, Entry, Source
+from ansible_collections.aitbc.ops.plugins.module_utils._files import fsync_file
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
+    RESTORE_TMP,
+    BackupError,
+    Entry,
+    Source,
+)
 
 # (ok, detail) of a check on a copy.
 Finding = tuple[bool, str]
@@ -65,3 +73,14 @@ def apply_owner(path: str, entry: Entry) -> None:
         os.chmod(path, int(owner["mode"], 8))
     if os.geteuid() == 0 and "uid" in owner:
         os.chown(path, owner["uid"], owner["gid"])
+
+
+def stage_copy(src: str, target: str, entry: Entry) -> str:
+    """Copy ``src`` to a temp file beside ``target`` (same filesystem, so ``os.replace`` is atomic), with
+    the owner and mode the manifest recorded, synced to disk; returns the temp file's path."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + RESTORE_TMP
+    shutil.copyfile(src, tmp)
+    apply_owner(tmp, entry)
+    fsync_file(tmp)
+    return tmp

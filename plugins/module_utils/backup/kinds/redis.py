@@ -18,16 +18,11 @@ from ansible_collections.aitbc.ops.plugins.module_utils._resp import (
     read_reply,
     resp_command,
 )
-from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
-    RESTORE_TMP,
-    BackupError,
-    Entry,
-    Source,
-)
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError, Entry, Source
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.base import (
     Finding,
     SourceKind,
-    apply_owner,
+    stage_copy,
 )
 
 RDB_CHECK_TIMEOUT = 300
@@ -151,12 +146,7 @@ class RedisKind(SourceKind):
         return check_rdb(path)
 
     def restore(self, entry: Entry, src: str, target: str, key: str | None) -> None:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = target + RESTORE_TMP
-        shutil.copyfile(src, tmp)
-        apply_owner(tmp, entry)
-        fsync_file(tmp)
-        os.replace(tmp, target)
+        os.replace(stage_copy(src, target, entry), target)
         fsync_dir(os.path.dirname(target))
 
     def drill(self, entry: Entry, restored: str, query: str | None) -> str:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import sqlite3
 
 from ansible_collections.aitbc.ops.plugins.module_utils._files import fsync_dir, fsync_file
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
     RESTORE_OLD,
-    RESTORE_TMP,
     SQLITE_SIDECARS,
     BackupError,
     Entry,
@@ -22,7 +20,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.base import (
     Finding,
     SourceKind,
-    apply_owner,
+    stage_copy,
 )
 
 
@@ -87,11 +85,7 @@ class SqliteKind(SourceKind):
         return sqlite_integrity(path)
 
     def restore(self, entry: Entry, src: str, target: str, key: str | None) -> None:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = target + RESTORE_TMP
-        shutil.copyfile(src, tmp)
-        apply_owner(tmp, entry)
-        fsync_file(tmp)
+        tmp = stage_copy(src, target, entry)
         # A stale -wal beside the new file would be replayed into it: set the old ones aside first.
         aside = []
         for suffix in SQLITE_SIDECARS:

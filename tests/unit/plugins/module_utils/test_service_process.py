@@ -23,7 +23,6 @@ from ansible_collections.aitbc.ops.plugins.module_utils._procs import (
     read_stat,
 )
 from ansible_collections.aitbc.ops.plugins.module_utils._text import tail_file
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceError, ServiceSpec
 from ansible_collections.aitbc.ops.plugins.module_utils.service.manage import (
     NO_LOG_PLACEHOLDER,
     manage_service,
@@ -38,6 +37,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.service.process import (
     read_env_file,
 )
 from ansible_collections.aitbc.ops.plugins.module_utils.service.registry import BACKENDS
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError, ServiceSpec
 
 # Managed hosts run daemons with /usr/bin/python3; fall back to the test interpreter elsewhere.
 PY = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable

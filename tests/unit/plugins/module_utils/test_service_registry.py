@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import (
-    ServiceBackend,
-    ServiceError,
-    ServiceSpec,
-)
+from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceBackend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.manage import STATES, select_backend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.registry import BACKENDS
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError, ServiceSpec
 
 REPO = Path(__file__).resolve().parents[4]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceSpec
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceSpec
 from ansible_collections.aitbc.ops.plugins.module_utils.service.systemd import (
     SystemdBackend,
     parse_systemctl_show,
