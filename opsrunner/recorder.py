@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -30,7 +31,15 @@ RUN_ID_ENV = "OPSRUNNER_RUN_ID"
 # Actions whose full results the recorder keeps for hooks and reports; other results are only counted.
 KEPT_ACTION_PREFIX = "aitbc.ops."
 
-OUTCOME_EXIT_CODES = {"ok": 0, "failed": 1, "unhealthy": 1, "error": 1, "unreachable": 3, "canceled": 130}
+OUTCOME_EXIT_CODES = {
+    "ok": 0,
+    "failed": 1,
+    "unhealthy": 1,
+    "error": 1,
+    "config-error": 2,
+    "unreachable": 3,
+    "canceled": 130,
+}
 # ansible-playbook's own codes for a parse error (4) and bad options (5) mean bad input.
 BAD_INPUT_RCS = {4, 5}
 
@@ -85,6 +94,8 @@ class RunRecord:
     details: list[str] = field(default_factory=list)
     outcome: str = "ok"
     rc: int | None = None
+    # The first failure that is a mistake in the inventory or catalogue (config_error()), on one line.
+    config_error: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -286,6 +297,7 @@ class Recorder:
         self._finished = True
         record.rc = rc
         record.finished = utcnow()
+        record.config_error = first_config_error(record.failures)
         record.outcome = self._outcome(rc, canceled)
         for hook in self.finish_hooks:
             hook(self, record)
@@ -299,6 +311,8 @@ class Recorder:
         record = self.record
         if canceled:
             return "canceled"
+        if record.config_error is not None:
+            return "config-error"
         if not self._stats_seen:
             return "ok" if rc == 0 else "error"
         if any(f.unreachable for f in record.failures) or any(s.unreachable for s in record.hosts.values()):
@@ -319,3 +333,64 @@ def failure_message(res: Mapping[str, Any]) -> str:
     if res.get("censored"):
         return "failed (output hidden by no_log)"
     return "failed"
+
+
+# -- configuration errors --------------------------------------------------------------------------
+# A failure caused by the inventory or catalogue rather than by a host: Ansible's templating errors,
+# the catalogue filters' errors, a module's argument spec rejecting what the catalogue gave it, and the
+# health module's probe definition errors (probes/registry.py, ProbeConfigError). Such a run is not
+# unhealthy: it never looked, so every command ends it with one line and exit 2.
+
+# Ansible 2.19 wraps the cause in these prefixes; the cause is what names the variable or entry.
+_WRAPPERS = (
+    re.compile(r"^Task failed: "),
+    re.compile(r"^Finalization of task args for '[^']+' failed: "),
+    re.compile(r"^Error while resolving value for '[^']+': "),
+    re.compile(r"^The task includes an option with an undefined variable\.? ?(The error was: )?"),
+)
+_TEMPLATING = re.compile(
+    r"'[^']+' is undefined"
+    r"|has no attribute '[^']+'"
+    r"|^The filter plugin '[^']+' failed: "
+    r"|template error while templating string"
+    r"|^Syntax error in template"
+    r"|An unhandled exception occurred while templating"
+)
+_ARGUMENT_SPEC = re.compile(
+    r"^Unsupported parameters for \("
+    r"|^missing required arguments: "
+    r"|^missing parameter\(s\) required by "
+    r"|^value of \S+ must be one of: "
+    r"|^argument '[^']+' is of type "
+    r"|^Elements value for option '[^']+' is of type "
+    r"|^Validation of arguments failed"
+)
+# ProbeConfigError's shapes: "probe N (name): ..." and the empty list.
+_PROBE_CONFIG = re.compile(r"^probe \d+( \([^)]*\))?: |^probes must be a non-empty list")
+
+
+def _cause(message: str) -> str:
+    """The message without Ansible's wrapping prefixes."""
+    changed = True
+    while changed:
+        changed = False
+        for wrapper in _WRAPPERS:
+            stripped = wrapper.sub("", message, count=1)
+            if stripped != message:
+                message, changed = stripped, True
+    return message
+
+
+def config_error(failure: TaskFailure) -> str | None:
+    """The one line a configuration error is reported with, or None for any other failure."""
+    if failure.unreachable:
+        return None
+    cause = _cause(failure.message)
+    is_health = failure.action.split(".")[-1] == "health" and bool(_PROBE_CONFIG.search(cause))
+    if not (_TEMPLATING.search(cause) or _ARGUMENT_SPEC.search(cause) or is_health):
+        return None
+    return one_line(f"configuration error: {cause} (host {failure.host}, task: {failure.task})", 400)
+
+
+def first_config_error(failures: list[TaskFailure]) -> str | None:
+    return next((line for line in map(config_error, failures) if line is not None), None)

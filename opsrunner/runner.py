@@ -29,7 +29,7 @@ import yaml
 from .ansible_secrets import redactor_for_environment, secrets_from_playbook
 from .ansible_yaml import AnyTagLoader
 from .hooks import Hooks, install_hooks
-from .memory import MemoryStore, atomic_write
+from .memory import MEMORY_DIR_ENV, MemoryStore, atomic_write
 from .recorder import RUN_ID_ENV, Recorder, RunRecord, new_run_id
 from .redact import Redactor
 from .settings import BadInput, Settings
@@ -197,6 +197,9 @@ class Runner:
     def _envvars(self, run_id: str) -> dict[str, str]:
         env = {
             RUN_ID_ENV: run_id,
+            # Every memory reader inside the run (the heartbeat_plan lookup, env_sync) uses this run's
+            # store, wherever ansible-playbook's working directory is.
+            MEMORY_DIR_ENV: str(self.store.root),
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true",
             "ANSIBLE_NOCOLOR": "1",
             # ansible-runner looks ansible-playbook up on this PATH: prefer the one beside this Python.

@@ -322,7 +322,7 @@ def release_rows(record: RunRecord, unreachable: dict[str, str]) -> list[Release
 def run_notes(record: RunRecord) -> list[str]:
     """What went wrong in the fact run, besides unreachable hosts (those are shown in their rows)."""
     notes = [f.describe() for f in record.failures if not f.unreachable]
-    if record.outcome in ("error", "canceled"):
+    if record.outcome in ("error", "config-error", "canceled"):
         notes.insert(0, f"the fact run ended with {record.outcome} (exit {record.exit_code})")
     return notes
 
@@ -803,7 +803,7 @@ def summary(page: Page, index: Path, code: int) -> dict[str, Any]:
 def exit_code(record: RunRecord, unreachable: dict[str, str]) -> int:
     if record.hosts and set(record.hosts) <= set(unreachable):
         return 3
-    if record.outcome == "error":
+    if record.outcome in ("error", "config-error"):
         return record.exit_code
     return 0
 

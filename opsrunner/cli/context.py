@@ -92,6 +92,7 @@ def reject_unknown_service(outcome: RunOutcome) -> None:
 
 def finish(outcome: RunOutcome, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     record = outcome.record
+    end_on_config_error(outcome, as_json, extra)
     if as_json:
         payload = report.record_json(record, outcome.artifact_dir)
         payload.update(extra or {})
@@ -101,8 +102,24 @@ def finish(outcome: RunOutcome, as_json: bool, extra: dict[str, Any] | None = No
     sys.exit(record.exit_code)
 
 
+def end_on_config_error(outcome: RunOutcome, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """A run stopped by a mistake in the inventory or catalogue (the recorder decides which) ends every
+    command alike: its one line on stderr and exit 2; --json still prints the record, with `error`."""
+    record = outcome.record
+    if record.config_error is None:
+        return
+    click.echo(f"opsrunner: error: {record.config_error}", err=True)
+    if as_json:
+        payload = report.record_json(record, outcome.artifact_dir)
+        payload.update(extra or {})
+        payload.update(exit_code=record.exit_code, error=record.config_error)
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    sys.exit(record.exit_code)
+
+
 def finish_rows(outcome: RunOutcome, as_json: bool, key: str, rows: list[Any], table: str) -> None:
     """Finish a command that reads the hosts: its rows under `key` in --json, else the table first."""
+    end_on_config_error(outcome, as_json, {key: rows})
     if not as_json:
         click.echo(table)
     finish(outcome, as_json, {key: rows})

@@ -11,7 +11,7 @@ import click
 from .. import report
 from ..heartbeat import HeartbeatHooks
 from . import options
-from .context import Context, execute, pass_ctx, playbook_request
+from .context import Context, end_on_config_error, execute, pass_ctx, playbook_request
 
 
 @click.command()
@@ -35,7 +35,7 @@ def heartbeat(
 ) -> None:
     """Check every service and host; open, escalate and resolve incidents; restart within bounds.
 
-    Exit 0 healthy, 1 unhealthy, 3 unreachable host(s).
+    Exit 0 healthy, 1 unhealthy, 2 configuration error, 3 unreachable host(s).
     """
     variables = options.parse_extra_vars(extra_vars)
     if no_remediate:
@@ -46,18 +46,23 @@ def heartbeat(
     record = outcome.record
     if junit_file:
         Path(junit_file).write_text(report.junit_xml(watch.hosts))
+    checks = [
+        dict(zip(("host", "service", "status", "detail"), row, strict=True))
+        for row in report.heartbeat_rows(watch.hosts)
+    ]
+    end_on_config_error(outcome, as_json, {"healthy": False, "checks": checks})
     code = 3 if watch.unreachable() else record.exit_code
     if as_json:
         payload = report.record_json(record, outcome.artifact_dir)
         payload["exit_code"] = code
-        payload["healthy"] = watch.healthy() and not watch.unreachable()
-        payload["checks"] = [
-            dict(zip(("host", "service", "status", "detail"), row, strict=True))
-            for row in report.heartbeat_rows(watch.hosts)
-        ]
+        # A failed task the probes did not see still makes the run unhealthy.
+        payload["healthy"] = code == 0
+        payload["checks"] = checks
         click.echo(json.dumps(payload, indent=2, sort_keys=True))
     else:
         click.echo(report.heartbeat_table(watch.hosts))
+        for failure in record.failures:
+            click.echo(f"  ! {failure.describe()}")
         for detail in record.details:
             click.echo(f"  - {detail}")
         click.echo(f"heartbeat: {'healthy' if code == 0 else 'UNHEALTHY'} (exit {code}), run {record.run_id}")

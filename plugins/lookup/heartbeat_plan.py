@@ -42,10 +42,19 @@ options:
     type: bool
     default: true
   memory_dir:
-    description: Root of the memory store; the same resolution as opsrunner and the memory callback.
+    description:
+      - Root of the memory store; the same resolution as opsrunner and the memory callback.
+      - C(opsrunner) sets E(OPSRUNNER_MEMORY_DIR) to its C(--memory-dir) for the runs it starts, so its
+        incidents and this lookup share one store whatever the working directory is.
+      - When unset, C(./ai-memory) relative to the working directory.
+      - The ini entry is the memory callback's, so a plain C(ansible-playbook) run configured there
+        reads the store the callback writes.
     type: path
     env:
       - name: OPSRUNNER_MEMORY_DIR
+    ini:
+      - section: callback_aitbc_memory
+        key: memory_dir
 """
 
 EXAMPLES = r"""

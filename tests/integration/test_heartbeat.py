@@ -19,7 +19,7 @@ import pytest
 from stack import inventory_with, opsrunner
 
 from opsrunner.incidents import IncidentStore
-from opsrunner.memory import MemoryStore, utcnow
+from opsrunner.memory import MEMORY_DIR_ENV, MemoryStore, utcnow
 
 
 def heartbeat(inventory: Path, cwd: Path, *extra: str) -> tuple[int, dict]:
@@ -61,6 +61,35 @@ def test_killed_coordinator_is_detected_restarted_and_resolved(stack, tmp_path) 
     third_rc, _ = heartbeat(stack.inventory, tmp_path)
     assert third_rc == 0
     assert len(IncidentStore(MemoryStore(tmp_path / "ai-memory")).all()) == 1
+
+
+def test_memory_dir_elsewhere_restarts_at_the_default_threshold(stack, tmp_path) -> None:
+    """--memory-dir is where every reader and writer of the run looks: the restart planner (a lookup
+    inside ansible-playbook) sees the open incident there, not in ./ai-memory of the working directory."""
+    assert MEMORY_DIR_ENV not in os.environ, "the test needs the default resolution"
+    memory = tmp_path / "somewhere" / "else" / "memory"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    t2 = stack.host("t2")
+    kill_service(t2, "coordinator-api")
+
+    def beat() -> tuple[int, dict]:
+        done = opsrunner(
+            "--memory-dir", str(memory), "heartbeat", "-i", str(stack.inventory), "--json", cwd=cwd
+        )
+        assert done.stdout.strip(), done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    assert beat()[0] == 1
+    second_rc, second = beat()
+    assert second_rc == 0, second
+    [incident] = IncidentStore(MemoryStore(memory)).all()
+    assert (incident.host, incident.service, incident.restarts) == ("t2", "coordinator-api", 1)
+    assert incident.status == "resolved"
+    assert any("restarted coordinator-api: healthy" in t.text for t in incident.timeline)
+    assert beat()[0] == 0
+    assert not (cwd / "ai-memory").exists()
+    assert not (memory.parent / "ai-memory").exists()
 
 
 @pytest.fixture
