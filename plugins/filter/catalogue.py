@@ -9,6 +9,7 @@ are not in the catalogue are skipped. The documentation of each filter is in ``p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -62,14 +63,44 @@ def backup_sources(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:
 
 
 def log_sources(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:
-    """aitbc.ops.log_review sources: a service's ``log_file``, else the journal of its systemd unit."""
+    """aitbc.ops.log_review sources: a service's ``log_file``, else the journal of its systemd unit; its
+    ``log_patterns`` (checked here, so a bad one fails before any host is asked) as ``patterns``."""
     out: list[Record] = []
     for name in service_order(catalogue, order):
         service = catalogue[name]
         if service.get("log_file"):
-            out.append({"service": name, "path": service["log_file"]})
+            source: Record = {"service": name, "path": service["log_file"]}
         elif service.get("backend") == "systemd":
-            out.append({"service": name, "journal_unit": service.get("unit", f"{name}.service")})
+            source = {"service": name, "journal_unit": service.get("unit", f"{name}.service")}
+        else:
+            continue
+        if service.get("log_patterns"):
+            source["patterns"] = _log_patterns(name, service["log_patterns"])
+        out.append(source)
+    return out
+
+
+def _log_patterns(name: str, given: Any) -> Record:
+    """A service's ``log_patterns`` ({error: [REGEX...], warning: [...]}, a lone string as a list)."""
+    if not isinstance(given, Mapping) or set(given) - {"error", "warning"}:
+        raise AnsibleFilterError(
+            f"service {name}: log_patterns must be a dict with error and/or warning lists, not {given!r}"
+        )
+    out: Record = {}
+    for kind, texts in given.items():
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
+            raise AnsibleFilterError(
+                f"service {name}: log_patterns.{kind} must be a list of regular expressions"
+            )
+        for text in texts:
+            try:
+                re.compile(text)
+            except re.error as exc:
+                raise AnsibleFilterError(
+                    f"service {name}: log_patterns.{kind}: invalid regular expression {text!r}: {exc}"
+                ) from exc
+        out[kind] = list(texts)
     return out
 
 

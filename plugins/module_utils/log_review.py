@@ -35,8 +35,33 @@ from ansible_collections.aitbc.ops.plugins.module_utils._text import utcnow_iso
 DEFAULT_CURSOR_DIR = "/var/lib/aitbc-ops/log-cursors"
 DEFAULT_MAX_LINES = 200000
 DEFAULT_EXAMPLES = 3
-DEFAULT_ERROR_PATTERNS = [r"\b(?:ERROR|CRITICAL|FATAL)\b", r"Traceback", r"Exception"]
-DEFAULT_WARNING_PATTERNS = [r"\bWARN(?:ING)?\b"]
+# The built-in patterns look for a level where log formats put one, not for the word anywhere, so prose
+# ("0 errors", "error_log /var/log/nginx/error.log") does not count: an upper-case level word (Python
+# logging, PostgreSQL, uvicorn, supervisord), a bracketed level of any case (nginx, Apache, structlog), a
+# level key (logfmt, JSON), a level or an exception name opening the line, and Redis's "#" marker.
+# Each is linear in the line's length: no nested or adjacent quantifiers over the same characters.
+_LEVEL_KEY = r"\b(?:(?:log[_.]?)?level|lvl|severity|levelname)\"?\s*[=:]\s*\"?"
+_ERROR_LEVELS = r"(?:error|err|eror|crit|critical|alert|emerg|emergency|fatal|panic|severe)"
+DEFAULT_ERROR_PATTERNS = [
+    r"\b(?:ERROR|CRITICAL|CRIT|FATAL|PANIC|EMERG|EMERGENCY)\b",
+    rf"(?i)\[(?:\w+:)?{_ERROR_LEVELS}\s*\]",
+    rf"(?i){_LEVEL_KEY}{_ERROR_LEVELS}\b",
+    r"(?i)^(?:error|fatal|panic|critical)\s*:",
+    r"^(?:[\w$]+\.)*\w*(?:Exception|Error)(?::\s|:?$)",
+    r"\bTraceback \(most recent call last\)",
+]
+DEFAULT_WARNING_PATTERNS = [
+    r"\bWARN(?:ING)?\b",
+    r"(?i)\[(?:\w+:)?warn(?:ing)?\s*\]",
+    rf"(?i){_LEVEL_KEY}warn(?:ing)?\b",
+    r"(?i)^warn(?:ing)?\s*:",
+    r"\b[A-Z]\w*Warning: ",
+    # Redis: "pid:role day month year time # message" ("[pid] day month time #" before Redis 3).
+    r"^(?:\d+:[XCSM]|\[\d+\]) \d{1,2} [A-Z][a-z]{2}(?: \d{4})? \d{2}:\d{2}:\d{2}\.\d{3} # ",
+]
+# The journal's own levels (PRIORITY, syslog's): 0-3 emerg..err are errors, 4 warning is a warning.
+JOURNAL_ERROR_PRIORITY = 3
+JOURNAL_WARNING_PRIORITY = 4
 
 CURSOR_VERSION = 1
 # The first bytes of a file identify it: a file rewritten in place (copytruncate, then more than the old
@@ -73,10 +98,11 @@ _TIMESTAMP_RE = re.compile(
 _LEADING_TS_RE = re.compile(r"^[\[(]?<ts>[\])]?[\s,:|-]*")
 _UUID_RE = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 # Values of secret-looking keys never leave the host as they are, in templates or examples.
-_SECRET_KV_RE = re.compile(
-    r"(?i)\b([\w-]*(?:password|passwd|passphrase|secret|token|api[_-]?keys?|private[_-]?key)[\w-]*"
-    r"[\"']?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
-)
+# A key and its separator, matched from the key's first character only: matching the secret word inside
+# the key with a regex ([\w-]*password[\w-]*) was quadratic on a long dash-joined word.
+_KV_KEY_RE = re.compile(r"(?<![\w-])([\w-]+)[\"']?\s*[=:]\s*")
+_KV_VALUE_RE = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s,;&]+")
+_SECRET_WORD_RE = re.compile(r"(?i)password|passwd|passphrase|secret|token|api[_-]?keys?|private[_-]?key")
 _AUTH_HEADER_RE = re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic|token)\s+)\S+")
 _QUOTED_RE = re.compile(r"(?<![\w\\])\"[^\"\n]*\"|(?<![\w\\])'[^'\n]*'(?!\w)")
 _ID_KV_RE = re.compile(r"\b((?:[A-Za-z]+[_-])?(?:id|ID)|[a-z]+Id)=(?:\"[^\"]*\"|'[^']*'|[^\s,;&]+)")
@@ -95,8 +121,23 @@ _TRACEBACK_CONTINUATION = ("During handling of the above exception", "The above 
 
 def mask_secrets(line: str) -> str:
     """Mask the values of password=, token=, api_key: ... and Authorization headers in one line."""
-    line = _SECRET_KV_RE.sub(lambda m: m.group(1) + "<secret>", line)
-    return _AUTH_HEADER_RE.sub(lambda m: m.group(1) + "<secret>", line)
+    return _AUTH_HEADER_RE.sub(lambda m: m.group(1) + "<secret>", _mask_secret_values(line))
+
+
+def _mask_secret_values(line: str) -> str:
+    """Replace the value after each secret-looking key; other keys' values are searched for keys too."""
+    out: list[str] = []
+    pos = 0
+    while (key := _KV_KEY_RE.search(line, pos)) is not None:
+        value = _KV_VALUE_RE.match(line, key.end()) if _SECRET_WORD_RE.search(key.group(1)) else None
+        if value is None:
+            out.append(line[pos : key.end()])
+            pos = key.end()
+            continue
+        out.append(line[pos : key.end()] + "<secret>")
+        pos = value.end()
+    out.append(line[pos:])
+    return "".join(out)
 
 
 def _normalize_path(match: re.Match[str]) -> str:
@@ -167,8 +208,12 @@ class Scanner:
         self._in_traceback = False
         self._last_was_error = False
 
-    def feed(self, text: str, display: str | None = None) -> None:
-        """One line: ``text`` is matched and normalized, ``display`` (default ``text``) is the example."""
+    def feed(self, text: str, display: str | None = None, level: str | None = None) -> None:
+        """One line: ``text`` is matched and normalized, ``display`` (default ``text``) is the example.
+
+        ``level`` (``error``, ``warning``) is the level the source itself gave the line (the journal's
+        PRIORITY); the patterns can only raise it.
+        """
         self.lines += 1
         display = text if display is None else display
         if self._in_traceback:
@@ -184,7 +229,7 @@ class Scanner:
                 self._last_was_error = False
                 return
             self._commit()
-        is_error = any(p.search(text) for p in self.error_res)
+        is_error = level == "error" or any(p.search(text) for p in self.error_res)
         if TRACEBACK_RE.search(text) and (is_error or (self._last_was_error and self._pending)):
             if not (self._last_was_error and self._pending):
                 self._commit()
@@ -197,7 +242,7 @@ class Scanner:
         if is_error:
             self.errors += 1
             self._pending = _Pending([normalize(text)], [display])
-        elif any(p.search(text) for p in self.warning_res):
+        elif level == "warning" or any(p.search(text) for p in self.warning_res):
             self.warnings += 1
 
     def _commit(self) -> None:
@@ -229,18 +274,39 @@ class Scanner:
         }
 
 
-def compile_patterns(patterns: dict[str, Any] | None) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
-    """The error and warning regexes; a bad one is a LogReviewError that names it."""
+Patterns = tuple[list[re.Pattern[str]], list[re.Pattern[str]]]
+
+
+def compile_patterns(
+    patterns: dict[str, Any] | None, base: Patterns | None = None, where: str = ""
+) -> Patterns:
+    """The error and warning regexes; a bad one is a LogReviewError that names it (after ``where``).
+
+    Without ``base``, a kind given replaces the built-in patterns of that kind; with ``base`` (a source's
+    own patterns over the module's), it is added to them.
+    """
     patterns = patterns or {}
+    if not isinstance(patterns, dict):
+        raise LogReviewError(f"{where}patterns must be a dict with error and/or warning lists")
     compiled: dict[str, list[re.Pattern[str]]] = {}
-    for kind, default in (("error", DEFAULT_ERROR_PATTERNS), ("warning", DEFAULT_WARNING_PATTERNS)):
+    defaults = {"error": DEFAULT_ERROR_PATTERNS, "warning": DEFAULT_WARNING_PATTERNS}
+    for index, kind in enumerate(("error", "warning")):
         given = patterns.get(kind)
-        compiled[kind] = []
-        for text in default if given is None else given:
+        if isinstance(given, str):
+            given = [given]
+        if base is not None:
+            compiled[kind] = list(base[index])
+            texts = given or []
+        else:
+            compiled[kind] = []
+            texts = defaults[kind] if given is None else given
+        for text in texts:
             try:
                 compiled[kind].append(re.compile(str(text)))
             except re.error as exc:
-                raise LogReviewError(f"patterns.{kind}: invalid regular expression {text!r}: {exc}") from exc
+                raise LogReviewError(
+                    f"{where}patterns.{kind}: invalid regular expression {text!r}: {exc}"
+                ) from exc
     return compiled["error"], compiled["warning"]
 
 
@@ -403,6 +469,17 @@ def journal_message(entry: dict[str, Any]) -> str:
     return str(message or "")
 
 
+def journal_level(entry: dict[str, Any]) -> str | None:
+    """``error`` for PRIORITY 0-3, ``warning`` for 4, else None (the patterns decide)."""
+    try:
+        priority = int(entry.get("PRIORITY", ""))
+    except (TypeError, ValueError):
+        return None
+    if 0 <= priority <= JOURNAL_ERROR_PRIORITY:
+        return "error"
+    return "warning" if priority == JOURNAL_WARNING_PRIORITY else None
+
+
 def review_journal(
     unit: str, cursor_file: str, scanner: Scanner, max_lines: int, check_mode: bool
 ) -> dict[str, Any]:
@@ -418,7 +495,7 @@ def review_journal(
         return out
     cursor = load_cursor(cursor_file)
     argv = [journalctl, "-u", unit, "-o", "json", "--no-pager", "-q"]
-    argv += ["--output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID"]
+    argv += ["--output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_PID"]
     if cursor and cursor.get("cursor"):
         argv += ["--after-cursor", str(cursor["cursor"])]
     else:
@@ -442,7 +519,7 @@ def review_journal(
                 except ValueError:
                     continue
                 count += 1
-                scanner.feed(journal_message(entry), journal_display(entry))
+                scanner.feed(journal_message(entry), journal_display(entry), journal_level(entry))
                 last_cursor = entry.get("__CURSOR") or last_cursor
         finally:
             if out["more"]:
@@ -495,7 +572,8 @@ def review_logs(params: dict[str, Any], check_mode: bool = False) -> dict[str, A
         raise LogReviewError("max_lines must be at least 1")
     if examples < 0:
         raise LogReviewError("signature_examples must not be negative")
-    error_res, warning_res = compile_patterns(params.get("patterns"))
+    base = compile_patterns(params.get("patterns"))
+    per_source: list[Patterns] = []
     seen: set[tuple[str, str]] = set()
     for index, source in enumerate(sources):
         name = source.get("service") or f"sources[{index}]"
@@ -507,9 +585,11 @@ def review_logs(params: dict[str, Any], check_mode: bool = False) -> dict[str, A
         if key in seen:  # two sources on one cursor would each move it past the other's lines
             raise LogReviewError(f"{name}: {key[1]} is listed twice")
         seen.add(key)
+        own = source.get("patterns")
+        per_source.append(compile_patterns(own, base, f"{name}: ") if own else base)
 
     reviews = []
-    for source in sources:
+    for source, (error_res, warning_res) in zip(sources, per_source, strict=True):
         scanner = Scanner(error_res, warning_res, examples)
         if source.get("path"):
             path = os.path.abspath(os.path.expanduser(source["path"]))

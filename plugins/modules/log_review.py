@@ -63,7 +63,25 @@ options:
         description:
           - A systemd unit whose journal is read with C(journalctl -u UNIT --after-cursor CURSOR).
           - The first review of a unit reads all of its journal (up to O(max_lines)).
+          - An entry's own C(PRIORITY) counts too - 0 to 3 (emerg to err) make it an error, 4 (warning) a
+            warning - so does a line the patterns match.
         type: str
+      patterns:
+        description:
+          - This service's own patterns, added to those of O(patterns) (the built-in ones by default).
+            A line matching any of them counts.
+          - A bad regular expression fails the task with a message naming the service and the pattern.
+        type: dict
+        version_added: 0.3.0
+        suboptions:
+          error:
+            description: Patterns of error lines.
+            type: list
+            elements: str
+          warning:
+            description: Patterns of warning lines.
+            type: list
+            elements: str
   cursor_dir:
     description:
       - Directory on the managed host holding one cursor file per log. Created when missing.
@@ -71,22 +89,35 @@ options:
     default: /var/lib/aitbc-ops/log-cursors
   patterns:
     description:
-      - Regular expressions (Python syntax, searched anywhere in the line, case-sensitive) that make a
-        line an error or a warning. A line matching an error pattern is not counted as a warning.
+      - Regular expressions (Python syntax, searched anywhere in the line, case-sensitive unless they
+        start with C((?i))) that make a line an error or a warning, for every source. A kind given here
+        replaces the built-in patterns of that kind. A line matching an error pattern is not counted as
+        a warning.
+      - >-
+        The built-in patterns look for a level where log formats put it, not for the word anywhere, so
+        C(0 errors) or C(error_log /var/log/nginx/error.log) do not count. Errors - an upper-case
+        C(ERROR), C(CRITICAL), C(CRIT), C(FATAL), C(PANIC), C(EMERG) word (Python logging, PostgreSQL's
+        C(ERROR:), C(FATAL:), C(PANIC:)); a bracketed level of any case (nginx's C([error]), C([crit]),
+        C([alert]), C([emerg]), Apache's C([core:error])); a level key (C(level=error),
+        C(levelname=ERROR), JSON C("level": "error")); a line starting with C(error:), C(fatal:),
+        C(panic:) or an exception name (C(ValueError: ...)); a Python C(Traceback).
+      - >-
+        Warnings - an upper-case C(WARN) or C(WARNING) word (PostgreSQL's C(WARNING:)), C([warn]),
+        C(level=warn), a line starting with C(warning:), C(...Warning:) (Python's warnings) and Redis's
+        warning marker (C(123:M 04 Dec 2026 10:00:00.000 # ...)); Redis's C(*), C(-) and C(.) lines are
+        not counted.
     type: dict
     suboptions:
       error:
         description:
-          - Patterns of error lines.
+          - Patterns of error lines. Default - the built-in ones.
         type: list
         elements: str
-        default: ['\b(?:ERROR|CRITICAL|FATAL)\b', 'Traceback', 'Exception']
       warning:
         description:
-          - Patterns of warning lines.
+          - Patterns of warning lines. Default - the built-in ones.
         type: list
         elements: str
-        default: ['\bWARN(?:ING)?\b']
   max_lines:
     description:
       - At most this many new lines (journal entries) are read per source and review. The cursor then
@@ -125,6 +156,14 @@ EXAMPLES = r'''
     msg: "{{ item.service }}: {{ item.signatures | map(attribute='template') | list }}"
   loop: "{{ review.reviews }}"
   when: item.errors > 0
+
+- name: Review nginx's error log, with a pattern of its own on top of the built-in ones
+  aitbc.ops.log_review:
+    sources:
+      - service: nginx
+        path: /var/log/nginx/error.log
+        patterns:
+          warning: ['upstream response is buffered']
 
 - name: Count panics as errors too, and only 10000 lines per log
   aitbc.ops.log_review:
@@ -240,13 +279,14 @@ reviews:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.aitbc.ops.plugins.module_utils.log_review import (
     DEFAULT_CURSOR_DIR,
-    DEFAULT_ERROR_PATTERNS,
     DEFAULT_EXAMPLES,
     DEFAULT_MAX_LINES,
-    DEFAULT_WARNING_PATTERNS,
     LogReviewError,
     review_logs,
 )
+
+# Unset kinds stay None: the built-in patterns (module level) or none added (per source).
+PATTERN_OPTIONS = dict(error=dict(type="list", elements="str"), warning=dict(type="list", elements="str"))
 
 
 def main():
@@ -260,19 +300,13 @@ def main():
                     service=dict(type="str", required=True),
                     path=dict(type="path"),
                     journal_unit=dict(type="str"),
+                    patterns=dict(type="dict", options=PATTERN_OPTIONS),
                 ),
                 mutually_exclusive=[("path", "journal_unit")],
                 required_one_of=[("path", "journal_unit")],
             ),
             cursor_dir=dict(type="path", default=DEFAULT_CURSOR_DIR),
-            patterns=dict(
-                type="dict",
-                apply_defaults=True,
-                options=dict(
-                    error=dict(type="list", elements="str", default=list(DEFAULT_ERROR_PATTERNS)),
-                    warning=dict(type="list", elements="str", default=list(DEFAULT_WARNING_PATTERNS)),
-                ),
-            ),
+            patterns=dict(type="dict", options=PATTERN_OPTIONS),
             max_lines=dict(type="int", default=DEFAULT_MAX_LINES),
             signature_examples=dict(type="int", default=DEFAULT_EXAMPLES),
         ),

@@ -169,3 +169,73 @@ def test_ansible_doc_renders_the_module(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "cursor_dir" in proc.stdout and "signature_examples" in proc.stdout
+
+
+# nginx's own error log format, as nginx 1.22 (Debian) writes it.
+NGINX_ERROR_LOG = [
+    '2026/12/04 10:00:00 [notice] 811#811: using the "epoll" event method',
+    "2026/12/04 10:00:01 [error] 812#812: *1 connect() failed (111: Connection refused) while connecting to "
+    'upstream, client: 127.0.0.1, server: _, request: "GET / HTTP/1.1", upstream: "http://127.0.0.1:9/"',
+    "2026/12/04 10:00:02 [error] 812#812: *3 connect() failed (111: Connection refused) while connecting to "
+    'upstream, client: 127.0.0.1, server: _, request: "GET /x HTTP/1.1", upstream: "http://127.0.0.1:9/x"',
+    "2026/12/04 10:00:03 [warn] 812#812: *5 an upstream response is buffered to a temporary file",
+    '2026/12/04 10:00:04 [crit] 812#812: *7 open() "/srv/www/index.html" failed (13: Permission denied)',
+    "2026/12/04 10:00:05 [emerg] 811#811: bind() to 0.0.0.0:80 failed (98: Address already in use)",
+    "2026/12/04 10:00:06 [info] 812#812: *9 client closed keepalive connection",
+    "2026/12/04 10:00:07 [notice] 811#811: upstream is slow to answer",  # the service's own pattern
+]
+
+
+def test_nginx_error_log_lines_are_counted_with_the_services_own_patterns(tmp_path: Path, opsrunner) -> None:
+    root = tmp_path / "site"
+    (root / "log").mkdir(parents=True)
+    write(root / "log" / "nginx-error.log", *NGINX_ERROR_LOG)
+    # A user's own one-file inventory: its catalogue, nothing of AITBC.
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "children": {
+                        "aitbc": {
+                            "hosts": {
+                                "localhost": {
+                                    "ansible_connection": "local",
+                                    "ansible_python_interpreter": "/usr/bin/python3",
+                                    "aitbc_root": str(root),
+                                }
+                            }
+                        }
+                    },
+                    "vars": {
+                        "aitbc_services": {
+                            "nginx": {
+                                "backend": "systemd",
+                                "unit": "nginx.service",
+                                "log_file": str(root / "log" / "nginx-error.log"),
+                                "log_patterns": {"warning": ["upstream is slow"]},
+                            }
+                        },
+                        "aitbc_catalogue": "{{ aitbc_services }}",
+                        "aitbc_service_order": ["nginx"],
+                    },
+                }
+            }
+        )
+    )
+    done = opsrunner("logs", "review", "-i", str(inventory), "--json")
+    assert done.rc == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [entry] = [r for r in (root / "log-cursors").iterdir()]
+    assert entry.name.startswith("file-nginx-error.log-")
+    # The module's own result, through ansible-playbook with the same catalogue.
+    result = run_playbook(tmp_path, REPO / "playbooks" / "logs_review.yml", "-i", str(inventory))["localhost"]
+    [nginx] = result["reviews"]
+    assert nginx["new_lines"] == 0  # the opsrunner run moved the cursor past every line
+    for cursor in (root / "log-cursors").iterdir():
+        cursor.unlink()
+    result = run_playbook(tmp_path, REPO / "playbooks" / "logs_review.yml", "-i", str(inventory))["localhost"]
+    [nginx] = result["reviews"]
+    assert (nginx["new_lines"], nginx["errors"], nginx["warnings"]) == (8, 4, 2), nginx
+    templates = {s["template"]: s["count"] for s in nginx["signatures"]}
+    assert sum(templates.values()) == 4 and max(templates.values()) == 2, templates
+    assert any("[error]" in t and "connect() failed" in t for t in templates), templates

@@ -112,6 +112,36 @@ def test_log_sources_take_the_log_file_else_the_systemd_journal() -> None:
     ]
 
 
+def test_log_sources_pass_a_services_log_patterns() -> None:
+    catalogue = {
+        "web": {"log_file": "/var/log/nginx/error.log", "log_patterns": {"error": ["upstream timed out"]}},
+        "db": {"backend": "systemd", "unit": "postgresql.service", "log_patterns": {"warning": "^slow"}},
+        "cache": {"log_file": "/var/log/cache.log"},
+    }
+    assert cat.log_sources(catalogue, ["web", "db", "cache"]) == [
+        {"service": "web", "path": "/var/log/nginx/error.log", "patterns": {"error": ["upstream timed out"]}},
+        {"service": "db", "journal_unit": "postgresql.service", "patterns": {"warning": ["^slow"]}},
+        {"service": "cache", "path": "/var/log/cache.log"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patterns", "message"),
+    [
+        (
+            {"error": ["(unclosed"]},
+            r"^service web: log_patterns.error: invalid regular expression '\(unclosed'",
+        ),
+        ({"errors": ["x"]}, r"^service web: log_patterns must be a dict with error and/or warning lists"),
+        (["x"], r"^service web: log_patterns must be a dict"),
+        ({"warning": [1]}, r"^service web: log_patterns.warning must be a list of regular expressions"),
+    ],
+)
+def test_log_sources_reject_bad_log_patterns_naming_the_service(patterns: Any, message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=message):
+        cat.log_sources({"web": {"log_file": "/l", "log_patterns": patterns}}, ["web"])
+
+
 def test_diagnostics_targets_say_where_each_service_is() -> None:
     assert cat.diagnostics_targets(CATALOGUE, ORDER) == [
         {"name": "redis", "pidfile": "/srv/run/redis.pid", "port": 16379},

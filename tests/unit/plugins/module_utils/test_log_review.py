@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from ansible_collections.aitbc.ops.plugins.module_utils.log_review import (
     Scanner,
     compile_patterns,
     cursor_path,
+    journal_level,
+    mask_secrets,
     normalize,
     review_logs,
     signature_id,
@@ -350,3 +353,132 @@ def test_custom_patterns_and_example_limit(tmp_path: Path) -> None:
     assert counts(entry) == (7, 5, 1)
     [sig] = entry["signatures"]
     assert sig["count"] == 5 and sig["examples"] == ["panic: worker 0 died", "panic: worker 1 died"]
+
+
+# ------------------------------------------------------------------------------------------ formats
+
+
+def classify(line: str, level: str | None = None) -> str | None:
+    error, warning = compile_patterns(None)
+    scanner = Scanner(error, warning, 1)
+    scanner.feed(line, level=level)
+    result = scanner.finish()
+    return "error" if result["errors"] else "warning" if result["warnings"] else None
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # nginx's error log
+        ("2026/12/04 10:00:00 [error] 123#0: *1 connect() failed (111: Connection refused)", "error"),
+        ("2026/12/04 10:00:00 [crit] 123#0: *2 open() failed (13: Permission denied)", "error"),
+        ("2026/12/04 10:00:00 [alert] 123#0: worker process 125 exited on signal 9", "error"),
+        ('2026/12/04 10:00:00 [emerg] 123#0: unknown directive "foo" in /etc/nginx/nginx.conf:3', "error"),
+        ("nginx: [emerg] bind() to 0.0.0.0:80 failed (98: Address already in use)", "error"),
+        (
+            "2026/12/04 10:00:00 [warn] 123#0: *3 an upstream response is buffered to a temporary file",
+            "warning",
+        ),
+        ("2026/12/04 10:00:00 [notice] 123#0: signal process started", None),
+        ("[Wed Dec 04 10:00:00.000 2026] [proxy:error] [pid 7] AH00940: failed", "error"),  # Apache
+        # PostgreSQL
+        ('2026-12-04 10:00:00.123 UTC [42] ERROR:  relation "jobs" does not exist', "error"),
+        ('2026-12-04 10:00:00.123 UTC [42] FATAL:  password authentication failed for user "x"', "error"),
+        ("2026-12-04 10:00:00.123 UTC [42] PANIC:  could not write to file", "error"),
+        ("2026-12-04 10:00:00.123 UTC [42] WARNING:  there is no transaction in progress", "warning"),
+        ("2026-12-04 10:00:00.123 UTC [42] LOG:  checkpoint starting: time", None),
+        # Redis: "#" is its warning level, "*", "-" and "." are notice, verbose and debug
+        ("123:M 04 Dec 2026 10:00:00.000 # Warning: no config file specified", "warning"),
+        ("123:M 04 Dec 2026 10:00:00.000 # Server initialized", "warning"),
+        ("[123] 04 Dec 10:00:00.000 # Server started", "warning"),
+        ("123:M 04 Dec 2026 10:00:00.000 * Ready to accept connections tcp", None),
+        ("123:S 04 Dec 2026 10:00:00.000 - Accepted 127.0.0.1:5000", None),
+        ("123:C 04 Dec 2026 10:00:00.000 . 0 clients connected", None),
+        # Python logging, its default format and key=value / JSON renderings
+        ("2026-12-04 10:00:00,123 ERROR app.db: connection lost", "error"),
+        ("CRITICAL:root:out of memory", "error"),
+        ("2026-12-04 10:00:00,123 - app - WARNING - slow query", "warning"),
+        ("WARNING:root:careful", "warning"),
+        ("ERROR:    Exception in ASGI application", "error"),  # uvicorn
+        ("ts=2026-12-04T10:00:00Z levelname=error msg=boom", "error"),
+        ("ts=2026-12-04T10:00:00Z level=warn msg=slow", "warning"),
+        ('{"time": "2026-12-04T10:00:00Z", "level": "error", "msg": "boom"}', "error"),
+        ('{"levelname":"WARNING","message":"slow"}', "warning"),
+        ('{"log.level":"fatal","message":"gone"}', "error"),
+        ("2026-12-04 10:00:00 [error    ] payment failed", "error"),  # structlog's console renderer
+        ("ValueError: bad block 12", "error"),
+        ("/srv/app/x.py:3: DeprecationWarning: use y", "warning"),
+        # prose and configuration dumps are not levels
+        ("processed 12 jobs, 0 errors", None),
+        ("    error_log /var/log/nginx/error.log warn;", None),
+        ("error_log /var/log/nginx/error.log;", None),
+        ("INFO no errors found; last error: none", None),
+        ("INFO Error handling enabled, warnings=0", None),
+        ("level=errors", None),
+        ("INFO retried after a timeout", None),
+    ],
+)
+def test_default_patterns_recognise_the_usual_formats(line: str, expected: str | None) -> None:
+    assert classify(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("priority", "expected"),
+    [("0", "error"), ("3", "error"), ("4", "warning"), ("5", None), ("6", None), ("x", None)],
+)
+def test_journal_priority_sets_the_level(priority: str, expected: str | None) -> None:
+    assert classify("plain message", journal_level({"PRIORITY": priority})) == expected
+    # The patterns can only raise it: an ERROR line at priority 6 (a service's stdout) is an error.
+    assert classify("ERROR plain message", journal_level({"PRIORITY": priority})) == "error"
+
+
+def test_pathological_long_lines_stay_linear() -> None:
+    # 64 KiB each; a quadratic regex (over the patterns, the template or the secret masking) takes minutes.
+    size = 64 * 1024
+    bodies = ["a-" * (size // 2), "[" * size, "level=" * (size // 6), "password-" * (size // 9), " " * size]
+    bodies += [
+        "a:" * (size // 2),
+        "[a" * (size // 2),
+        "ab-" * (size // 3),
+        "'a " * (size // 3),
+        "/a" * (size // 2),
+    ]
+    error, warning = compile_patterns(None)
+    scanner = Scanner(error, warning, 1)
+    started = time.monotonic()
+    for body in bodies:
+        scanner.feed(body)
+        scanner.feed("ERROR " + body)
+        scanner.feed("[error" + body)
+    scanner.finish()
+    assert time.monotonic() - started < 5
+
+
+def test_masking_still_finds_keys_behind_other_keys() -> None:
+    assert mask_secrets("a=password=hunter2 x-api-key: k1 user=bob") == (
+        "a=password=<secret> x-api-key: <secret> user=bob"
+    )
+    assert (
+        mask_secrets('{"db_password": "p w", "token":\'t\'}') == '{"db_password": <secret>, "token":<secret>}'
+    )
+
+
+def test_a_source_adds_its_own_patterns_to_the_defaults(tmp_path: Path) -> None:
+    nginx, other = tmp_path / "nginx.log", tmp_path / "other.log"
+    lines = ("2026/12/04 10:00:00 [error] 1#0: boom", "upstream timed out", "slow upstream", "INFO fine")
+    write(nginx, *lines)
+    write(other, *lines)
+    sources = [
+        {"service": "nginx", "path": str(nginx), "patterns": {"error": ["timed out$"], "warning": ["^slow"]}},
+        {"service": "other", "path": str(other)},
+    ]
+    result = review_logs({"sources": sources, "cursor_dir": str(tmp_path / "c")})
+    assert [counts(r) for r in result["reviews"]] == [(4, 2, 1), (4, 1, 0)]
+
+
+def test_a_bad_source_pattern_names_the_service_and_the_pattern(tmp_path: Path) -> None:
+    sources = [{"service": "nginx", "path": str(tmp_path / "x.log"), "patterns": {"warning": ["[unclosed"]}}]
+    with pytest.raises(
+        LogReviewError, match=r"^nginx: patterns.warning: invalid regular expression '\[unclosed'"
+    ):
+        review_logs({"sources": sources, "cursor_dir": str(tmp_path / "c")})
