@@ -84,7 +84,11 @@ class BackupHooks:
         if result.failed or record.check_mode or not res.get("changed"):
             return
         files = ", ".join(str(item.get("file")) for item in res.get("restored") or [])
-        record.details.append(f"{result.host}: restored {files} from {res.get('set')}")
+        into = f" into {res['dest']}" if res.get("dest") else ""
+        record.details.append(f"{result.host}: restored {files} from {res.get('set')}{into}")
+        aside = [str(path) for path in res.get("set_aside") or []]
+        if aside:
+            record.details.append(f"{result.host}: stale SQLite files set aside (kept): {', '.join(aside)}")
 
     def on_finish(self, recorder: Recorder, record: RunRecord) -> None:
         if not self.verifications or record.check_mode:

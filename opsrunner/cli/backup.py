@@ -91,9 +91,23 @@ def verify(
     finish(outcome, as_json)
 
 
+# The role's tasks whose aitbc.ops.restore result is the restore itself (the others plan or roll back).
+RESTORE_TASKS = ("Put the data back", "Put the data into the side folder")
+
+
 @click.command()
 @click.argument("set_name", metavar="SET")
-@click.option("--confirm", is_flag=True, help="Required: the restore replaces live data.")
+@click.option(
+    "--confirm",
+    is_flag=True,
+    help="Required to restore over live data (and to replace paths that exist under --dest).",
+)
+@click.option(
+    "--dest",
+    metavar="DIR",
+    help="Restore into DIR on each host instead (each item at its path relative to /), to inspect it: "
+    "live data and services are untouched, so no --confirm is needed.",
+)
 @click.option("--service", metavar="S", help="Restore only this service's data.")
 @options.inventory()
 @options.limit()
@@ -103,6 +117,7 @@ def restore(
     ctx: Context,
     set_name: str,
     confirm: bool,
+    dest: str | None,
     service: str | None,
     inventory: str | None,
     limit: str | None,
@@ -110,19 +125,29 @@ def restore(
 ) -> None:
     """Restore backup set SET (a name, or newest) on every host (or --limit), one host at a time: verify
     the set, take a fresh backup, stop the services that use the data, put it back atomically, start them
-    behind the health gate; roll back to the fresh backup if the gate fails. Writes a decision record."""
-    if not confirm:
+    behind the health gate; roll back to the fresh backup if the gate fails. Writes a decision record.
+
+    With --dest DIR, a side restore: the set's data goes under DIR (DIR/var/lib/.../chain.db), nothing
+    live is stopped or replaced. A DIR that is or holds a live target is refused."""
+    if dest is not None and not dest.startswith("/"):
+        raise BadInput(f"--dest must be an absolute path on the hosts: {dest!r}")
+    if not confirm and not dest:
         raise BadInput(
-            f"refusing to restore {set_name} without --confirm (it replaces live data); nothing was changed"
+            f"refusing to restore {set_name} without --confirm (it replaces live data; --dest DIR restores "
+            "beside it); nothing was changed"
         )
-    variables: dict[str, Any] = {"restore_set": set_name, "restore_confirm": True}
+    variables: dict[str, Any] = {"restore_set": set_name, "restore_confirm": confirm}
+    if dest:
+        variables["restore_dest"] = dest
     if service:
         variables["restore_items"] = [service]
     request = playbook_request(ctx, "restore.yml", inventory=inventory, limit=limit, extra_vars=variables)
     outcome = execute(ctx, request, as_json)
-    restored = {
-        r.host: [item.get("file") for item in r.result.get("restored") or []]
+    done = [
+        r
         for r in outcome.record.results_for("aitbc.ops.restore")
-        if not r.failed and not r.result.get("skipped") and r.task == "Put the data back"
-    }
-    finish(outcome, as_json, {"restored": restored})
+        if not r.failed and not r.result.get("skipped") and r.task in RESTORE_TASKS
+    ]
+    restored = {r.host: [item.get("file") for item in r.result.get("restored") or []] for r in done}
+    set_aside = {r.host: r.result["set_aside"] for r in done if r.result.get("set_aside")}
+    finish(outcome, as_json, {"restored": restored, "dest": dest or "", "set_aside": set_aside})

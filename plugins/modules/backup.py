@@ -14,7 +14,8 @@ version_added: 0.2.0
 description:
   - Writes one backup set per run to C(<root>/<host>/<UTC timestamp>/) holding a copy of every source, a
     C(SHA256SUMS) file that C(sha256sum -c) reads, and C(manifest.json) listing each file's source, size,
-    sha256, kind, owner and the tool versions.
+    sha256, kind, owner and the tool versions (C(tools) - this collection's version as C(aitbc_ops), Python's
+    and SQLite's).
   - The set is written as C(.partial-<name>-<pid>) and renamed into place only when every file is written
     and synced. On any error (a missing source, a full disk) the partial folder is removed, no set is
     listed, and the sources are untouched. Sets are mode 0700, files 0600.

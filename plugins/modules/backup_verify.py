@@ -69,7 +69,10 @@ options:
     default: true
   scratch_dir:
     description:
-      - Where the drill restores to (a temporary folder is made inside). Default the system temporary folder.
+      - Where the drill restores to (a temporary folder is made inside and removed after). Default the system
+        temporary folder.
+      - Created, mode 0700, when missing (the drill decrypts key material into it) - but only when its parent
+        folder exists; a missing parent fails in one line naming the path (more likely a typo than a wish).
     type: path
 '''
 

@@ -51,6 +51,7 @@ SUITE = "bookworm"
 INCLUDE = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "redis-server")
 CACHE_DIR = Path(os.environ.get("AITBC_ROOTFS_CACHE_DIR", "/var/cache/aitbc-ops"))
 ROOTFS_CACHE = CACHE_DIR / f"rootfs-{SUITE}"
+ROOT_MODE = 0o755  # `/` of the rootfs and of each booted copy
 MARKER = ".aitbc-rootfs.json"  # written last, inside the temp dir, before the rename: present == complete
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 AITBC_ROOT = "/opt/aitbc"
@@ -135,15 +136,28 @@ def _rootfs_complete(path: Path) -> bool:
     return marker.get("suite") == SUITE and marker.get("include") == list(INCLUDE)
 
 
+def fix_root_mode(root: Path) -> bool:
+    """Make a rootfs' `/` 0755, as on any Debian host. A build in a mkdtemp folder (0700) left it 0700,
+    so units with `User=` (redis-server) failed at boot with status=200/CHDIR. True if it was changed."""
+    if root.stat().st_mode & 0o7777 == ROOT_MODE:
+        return False
+    root.chmod(ROOT_MODE)
+    return True
+
+
 def ensure_rootfs(cache: Path = ROOTFS_CACHE) -> Path:
     """The cached rootfs, built first if missing. A lock serialises builders; a build goes into a temp dir
-    that is renamed into place only once complete, so a killed build never leaves a half rootfs behind."""
+    that is renamed into place only once complete, so a killed build never leaves a half rootfs behind.
+    A cached rootfs from before `/` was made 0755 is repaired here."""
     if _rootfs_complete(cache):
+        if fix_root_mode(cache):
+            _log(f"{cache}: / was not 0755; fixed")
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache.parent / f"{cache.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _rootfs_complete(cache):  # another run finished it while we waited
+            fix_root_mode(cache)
             return cache
         for stale in cache.parent.glob(f"{cache.name}.tmp-*"):  # left by killed builds; we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
@@ -169,6 +183,7 @@ def _build_rootfs(cache: Path) -> None:
         _customize_rootfs(tmp)
         marker = {**_wanted_marker(mirror), "built_s": round(time.monotonic() - started, 1)}
         (tmp / MARKER).write_text(json.dumps(marker) + "\n")
+        fix_root_mode(tmp)  # mkdtemp made it 0700
         if cache.exists():  # an older build (other INCLUDE): move it aside, then replace it
             old = cache.with_name(f"{cache.name}.tmp-old-{secrets.token_hex(3)}")
             cache.rename(old)
@@ -279,6 +294,7 @@ def _prepare_root(host: SystemdHost, lower: Path) -> None:
     upper, work = host.workdir / "upper", host.workdir / "work"
     for d in (host.root, upper, work):
         d.mkdir(parents=True, exist_ok=True)
+    upper.chmod(ROOT_MODE)  # the overlay's `/` takes the upper dir's mode
     opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
     proc = subprocess.run(
         ["mount", "-t", "overlay", "overlay", "-o", opts, str(host.root)], capture_output=True
@@ -289,6 +305,7 @@ def _prepare_root(host: SystemdHost, lower: Path) -> None:
     _log(f"overlayfs refused ({proc.stderr.decode(errors='replace').strip()}); copying the rootfs")
     host.root.rmdir()
     subprocess.run(["cp", "-a", "--reflink=auto", str(lower), str(host.root)], check=True)
+    fix_root_mode(host.root)
     (host.root / MARKER).unlink(missing_ok=True)
 
 

@@ -320,6 +320,30 @@ def test_restore_needs_confirmation_then_restores_behind_the_health_gate(stack, 
     assert refused.returncode == 2 and "without --confirm" in refused.stderr
     assert digest(ledger) == before and wallet_rows(t3) == original + 3
 
+    # A side restore needs no confirmation: the set's data under --dest, at its path relative to /;
+    # nothing live is stopped, backed up or replaced.
+    side = tmp_path / "side"
+    side_args = ("restore", taken["sets"]["t3"]["set"], "--dest", str(side), "--service", "wallet-daemon")
+    limits = ("-i", str(inv), "--limit", "t3")
+    rc, inspected = opsrunner_json(*side_args, *limits, cwd=tmp_path)
+    assert rc == 0, inspected
+    assert inspected["dest"] == str(side) and inspected["restored"] == {
+        "t3": ["wallet-daemon.wallet_ledger.db", "wallet-daemon.keystore.tar.gz.vault"]
+    }
+    [copy] = side.rglob("wallet_ledger.db")
+    assert str(copy).endswith(str(ledger.relative_to(t3.state_dir)))
+    conn = sqlite3.connect(copy)
+    assert conn.execute("SELECT count(*) FROM ledger").fetchone()[0] == original
+    conn.close()
+    assert side.stat().st_mode & 0o777 == 0o700
+    assert digest(ledger) == before and wallet_rows(t3) == original + 3
+    assert len(sets_of(tmp_path / "backups", "t3")) == 1  # no pre-restore backup
+    again = opsrunner(*side_args, *limits, cwd=tmp_path)  # would replace the side copy: needs --confirm
+    assert again.returncode == 1 and "refusing to replace" in again.stdout + again.stderr
+    inside = opsrunner("restore", "newest", "--dest", str(ledger.parent), *limits, cwd=tmp_path)
+    assert inside.returncode == 1 and "is or holds the live target" in inside.stdout + inside.stderr
+    assert digest(ledger) == before
+
     rc, result = opsrunner_json(
         "restore",
         taken["sets"]["t3"]["set"],

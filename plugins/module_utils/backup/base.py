@@ -9,6 +9,10 @@ import re
 from typing import Any
 
 FORMAT = 1
+# The collection's version, recorded in each manifest (tools.aitbc_ops). Modules cannot read galaxy.yml on
+# a managed host, so it is a constant here; tests/unit/plugins/module_utils/test_backup_units.py keeps it
+# equal to galaxy.yml's version.
+COLLECTION_VERSION = "0.3.0"
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 PARTIAL_PREFIX = ".partial-"
@@ -19,6 +23,8 @@ TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_ENCRYPTED_ARCHIVE = 64 * 1024 * 1024
 RESTORE_TMP = ".aitbc-restore.tmp"
 RESTORE_OLD = ".aitbc-restore-old"
+# Stale SQLite sidecars of a restored database are kept in <target>.aitbc-restore-aside/<UTC timestamp>/.
+RESTORE_ASIDE = ".aitbc-restore-aside"
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 # A manifest, one of its file entries, a source given by the user, a listing row: JSON-shaped dicts.

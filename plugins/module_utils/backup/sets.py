@@ -21,6 +21,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils._files import (
 )
 from ansible_collections.aitbc.ops.plugins.module_utils._text import iso, parse_iso, utcnow
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
+    COLLECTION_VERSION,
     FORMAT,
     MANIFEST,
     PARTIAL_PREFIX,
@@ -129,7 +130,7 @@ def create_set(
     sources: list[Source] | None,
     key: str | None = None,
     label: str = "",
-    tool_version: str = "",
+    tool_version: str = COLLECTION_VERSION,
     now: datetime.datetime | None = None,
 ) -> Manifest:
     """Back up every source into a new set; returns its manifest. On any error the partial folder is

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Collection
 from typing import Any
 
-from ansible_collections.aitbc.ops.plugins.module_utils._files import sha256_file
+from ansible_collections.aitbc.ops.plugins.module_utils._files import describe_os_error, sha256_file
 from ansible_collections.aitbc.ops.plugins.module_utils._text import iso, utcnow
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError, Entry, Manifest
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.registry import kind_of
@@ -105,6 +105,31 @@ def verify_set(
     }
 
 
+def prepare_scratch(scratch_root: str | None) -> str | None:
+    """The folder the drill makes its temporary folder in: None (the system's), or ``scratch_root``.
+
+    A missing ``scratch_root`` is created, mode 0700 (the drill decrypts key material into it), as
+    Ansible creates its own remote_tmp; but only the last folder, like ``mkdir`` without ``-p``: a missing
+    parent is more likely a typo than a wish for a new tree, and is refused in one line."""
+    if not scratch_root:
+        return None
+    where = f"scratch_dir {scratch_root}"
+    if os.path.isdir(scratch_root):
+        return scratch_root
+    if os.path.lexists(scratch_root):
+        raise BackupError(f"{where}: exists but is not a folder (the restore drill needs a folder)")
+    parent = os.path.dirname(os.path.normpath(scratch_root)) or "."
+    if not os.path.isdir(parent):
+        raise BackupError(f"{where}: its parent folder {parent} does not exist (create it or choose another)")
+    try:
+        os.mkdir(scratch_root, 0o700)
+    except FileExistsError:  # made by a concurrent drill meanwhile
+        pass
+    except OSError as exc:
+        raise BackupError(f"{where}: {describe_os_error(exc, 'creating it')}") from exc
+    return scratch_root
+
+
 def restore_drill(
     set_path: str,
     manifest: Manifest,
@@ -116,7 +141,12 @@ def restore_drill(
     """Restore every file of the set into a scratch folder with the same code a real restore uses, then
     open each copy (DB query, archive listing, RDB check). The scratch folder is always removed."""
     checks = []
-    scratch = tempfile.mkdtemp(prefix="aitbc-drill-", dir=scratch_root)
+    folder = prepare_scratch(scratch_root)
+    try:
+        scratch = tempfile.mkdtemp(prefix="aitbc-drill-", dir=folder)
+    except OSError as exc:
+        where = f"scratch_dir {folder}" if folder else f"the temporary folder {tempfile.gettempdir()}"
+        raise BackupError(f"{where}: {describe_os_error(exc, 'making the drill folder in it')}") from exc
     try:
         for index, entry in enumerate(manifest["files"]):
             if entry["file"] in skip:

@@ -27,8 +27,9 @@ class SourceKind:
 
     ``backup(source, folder, key)`` writes one file into ``folder`` and returns its manifest entry
     (name, kind, source, extra facts); ``restore(entry, src, target, key)`` puts the data of ``src``
-    (a file of a set) at ``target`` atomically; ``drill(entry, restored, query)`` proves a restored copy
-    usable and returns a short detail (raises BackupError when it is not).
+    (a file of a set) at ``target`` atomically and returns the paths of what it set aside;
+    ``drill(entry, restored, query)`` proves a restored copy usable and returns a short detail (raises
+    BackupError when it is not).
     """
 
     name = ""
@@ -46,7 +47,7 @@ class SourceKind:
     def backup(self, source: Source, folder: str, key: str | None) -> Entry:
         raise NotImplementedError
 
-    def restore(self, entry: Entry, src: str, target: str, key: str | None) -> None:
+    def restore(self, entry: Entry, src: str, target: str, key: str | None) -> list[str]:
         raise NotImplementedError
 
     def drill(self, entry: Entry, restored: str, query: str | None) -> str:

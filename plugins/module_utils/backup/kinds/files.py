@@ -97,7 +97,8 @@ class FilesKind(SourceKind):
             raise BackupError(f"{entry['file']}: archive is damaged: {exc}") from exc
         return os.path.join(dest, entry.get("arcname") or os.path.basename(entry["source"]))
 
-    def restore(self, entry: Entry, src: str, target: str, key: str | None) -> None:
+    def restore(self, entry: Entry, src: str, target: str, key: str | None) -> list[str]:
+        """Unpack beside ``target`` and swap it in; the old folder goes (the pre-restore set holds it)."""
         parent = os.path.dirname(target.rstrip("/"))
         os.makedirs(parent, exist_ok=True)
         staging = target.rstrip("/") + RESTORE_TMP
@@ -117,6 +118,7 @@ class FilesKind(SourceKind):
                 os.unlink(old)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        return []
 
     def restored_state(self, entry: Entry, src: str, key: str | None) -> dict[str, Any]:
         """What the target will hold after a restore, read from the archive (see restore.target_state)."""

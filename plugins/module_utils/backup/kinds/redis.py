@@ -145,9 +145,10 @@ class RedisKind(SourceKind):
     def integrity(self, entry: Entry, path: str) -> Finding | None:
         return check_rdb(path)
 
-    def restore(self, entry: Entry, src: str, target: str, key: str | None) -> None:
+    def restore(self, entry: Entry, src: str, target: str, key: str | None) -> list[str]:
         os.replace(stage_copy(src, target, entry), target)
         fsync_dir(os.path.dirname(target))
+        return []
 
     def drill(self, entry: Entry, restored: str, query: str | None) -> str:
         ok, detail = check_rdb(restored)

@@ -1,18 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2025, aitbc-ops developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""SQLite databases: the online backup API in, an atomic replace (stale -wal set aside) out."""
+"""SQLite databases: the online backup API in, an atomic replace (stale -wal/-shm set aside) out."""
 
 from __future__ import annotations
 
 import errno
 import os
 import sqlite3
+import time
 
 from ansible_collections.aitbc.ops.plugins.module_utils._files import fsync_dir, fsync_file
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
-    RESTORE_OLD,
+    RESTORE_ASIDE,
     SQLITE_SIDECARS,
+    TIME_FORMAT,
     BackupError,
     Entry,
     Source,
@@ -42,6 +44,35 @@ def sqlite_integrity(path: str) -> Finding:
     if rows == ["ok"]:
         return True, "integrity_check ok"
     return False, "integrity_check: " + "; ".join(rows[:3])
+
+
+def aside_folder(target: str, now: float | None = None) -> str:
+    """A new folder ``<target>.aitbc-restore-aside/<UTC timestamp>[-N]/`` (0700) beside ``target``: the
+    same filesystem, so moving a file into it is a rename."""
+    base = target + RESTORE_ASIDE
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    name = time.strftime(TIME_FORMAT, time.gmtime(now))
+    folder, counter = os.path.join(base, name), 1
+    while True:
+        try:
+            os.mkdir(folder, 0o700)
+            return folder
+        except FileExistsError:
+            counter += 1
+            folder = os.path.join(base, f"{name}-{counter}")
+
+
+def set_aside(paths: list[str], target: str) -> list[str]:
+    """Move ``paths`` (files beside ``target``) into a new aside folder; their new paths."""
+    folder = aside_folder(target)
+    moved = []
+    for path in paths:
+        dest = os.path.join(folder, os.path.basename(path))
+        os.replace(path, dest)
+        moved.append(dest)
+    fsync_dir(folder)
+    fsync_dir(os.path.dirname(target))
+    return moved
 
 
 class SqliteKind(SourceKind):
@@ -84,18 +115,16 @@ class SqliteKind(SourceKind):
     def integrity(self, entry: Entry, path: str) -> Finding | None:
         return sqlite_integrity(path)
 
-    def restore(self, entry: Entry, src: str, target: str, key: str | None) -> None:
+    def restore(self, entry: Entry, src: str, target: str, key: str | None) -> list[str]:
+        """Replace ``target`` with the copy. A stale -wal (or -shm, -journal) beside it would be replayed
+        into the restored database, so it is moved into ``<target>.aitbc-restore-aside/<UTC time>/`` first
+        (kept, not deleted: it may hold the last commits); returns the paths it was moved to."""
         tmp = stage_copy(src, target, entry)
-        # A stale -wal beside the new file would be replayed into it: set the old ones aside first.
-        aside = []
-        for suffix in SQLITE_SIDECARS:
-            if os.path.exists(target + suffix):
-                os.replace(target + suffix, target + suffix + RESTORE_OLD)
-                aside.append(target + suffix + RESTORE_OLD)
+        stale = [target + suffix for suffix in SQLITE_SIDECARS if os.path.lexists(target + suffix)]
+        aside = set_aside(stale, target) if stale else []
         os.replace(tmp, target)
         fsync_dir(os.path.dirname(target))
-        for path in aside:
-            os.unlink(path)
+        return aside
 
     def drill(self, entry: Entry, restored: str, query: str | None) -> str:
         conn = sqlite3.connect(restored)

@@ -18,9 +18,17 @@ import pytest
 from ansible_collections.aitbc.ops.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.aitbc.ops.plugins.module_utils._files import sha256_file
 from ansible_collections.aitbc.ops.plugins.module_utils._text import iso
-from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import TIME_FORMAT, BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
+    COLLECTION_VERSION,
+    TIME_FORMAT,
+    BackupError,
+)
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.redis import RedisClient, check_rdb
-from ansible_collections.aitbc.ops.plugins.module_utils.backup.restore import restore_diff, restore_set
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.restore import (
+    existing_targets,
+    restore_diff,
+    restore_set,
+)
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.retention import prune, retention_plan
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import (
     create_set,
@@ -259,9 +267,118 @@ def test_restore_replaces_atomically_and_sets_stale_wal_aside(tmp_path: Path, ke
     assert not (keystore / "new.json").exists()
     assert oct(keystore.stat().st_mode & 0o777) == "0o700"
     leftovers = [p.name for p in db.parent.iterdir() if "aitbc-restore" in p.name]
-    assert leftovers == []
+    assert leftovers == ["chain.db.aitbc-restore-aside"]  # the stale -wal, kept beside its database
     with pytest.raises(BackupError, match="not in set"):
         restore_set(manifest["path"], ["no-such-service"], key=KEY)
+
+
+def test_stale_wal_and_shm_are_kept_aside_and_listed(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "chain.db"
+    db.parent.mkdir()
+    make_db(db, rows=10)
+    manifest = create_set(str(tmp_path / "b"), "h1", [{"kind": "sqlite", "path": str(db), "service": "node"}])
+    for suffix, data in (("-wal", b"stale wal"), ("-shm", b"stale shm")):
+        Path(f"{db}{suffix}").write_bytes(data)
+    first = restore_set(manifest["path"], [])
+    assert [Path(p).name for p in first.set_aside] == ["chain.db-wal", "chain.db-shm"]
+    folder = Path(first.set_aside[0]).parent
+    assert folder.parent == db.parent / "chain.db.aitbc-restore-aside"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert Path(first.set_aside[0]).read_bytes() == b"stale wal"
+    assert not Path(f"{db}-wal").exists() and not Path(f"{db}-shm").exists()
+    Path(f"{db}-wal").write_bytes(b"second")
+    second = restore_set(manifest["path"], [])  # same second: a folder of its own, nothing overwritten
+    assert Path(second.set_aside[0]).parent != folder and Path(second.set_aside[0]).read_bytes() == b"second"
+    assert restore_set(manifest["path"], []).set_aside == []
+
+
+def test_manifest_records_the_collection_version(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    make_db(db, rows=1)
+    manifest = create_set(str(tmp_path / "b"), "h1", [{"kind": "sqlite", "path": str(db)}])
+    assert manifest["tools"]["aitbc_ops"] == COLLECTION_VERSION
+    assert json.loads((Path(manifest["path"]) / "manifest.json").read_text())["tools"]["aitbc_ops"]
+
+
+def test_side_restore_puts_each_item_under_dest_at_its_path_and_leaves_live_data(
+    tmp_path: Path, keystore: Path
+) -> None:
+    db = tmp_path / "data" / "chain.db"
+    make_db(db, rows=10)
+    sources = [
+        {"kind": "sqlite", "path": str(db), "service": "node"},
+        {"kind": "files", "path": str(keystore), "service": "w"},
+    ]
+    manifest = create_set(str(tmp_path / "b"), "h1", sources, key=KEY)
+    make_db(db, rows=5)  # live data moves on
+    live_db, live_wal = sha256_file(str(db)), Path(f"{db}-wal")
+    live_wal.write_bytes(b"live wal")
+    dest = tmp_path / "side" / "check"
+
+    predicted = restore_diff(manifest["path"], [], key=KEY, dest=str(dest))
+    side_db, side_keys = f"{dest}{db}", f"{dest}{keystore}"
+    assert predicted.names() == [side_db, side_keys]
+    assert predicted.diff()["before"][side_db] == {"exists": False}
+
+    tracker = DifferenceTracker()
+    done = restore_set(manifest["path"], [], key=KEY, tracker=tracker, dest=str(dest))
+    assert [p["target"] for p in done.plan] == [side_db, side_keys]
+    assert [p["source"] for p in done.plan] == [str(db), str(keystore)]
+    assert tracker.diff() == predicted.diff()
+    assert dest.stat().st_mode & 0o777 == 0o700
+    conn = sqlite3.connect(side_db)
+    assert conn.execute("SELECT count(*) FROM blocks").fetchone()[0] == 10
+    conn.close()
+    assert (Path(side_keys) / "wallet-1.json").read_bytes().find(PLANTED) > 0
+    # Live data untouched: the database, its -wal, no aside folder.
+    assert sha256_file(str(db)) == live_db and live_wal.read_bytes() == b"live wal"
+    assert not [p for p in db.parent.iterdir() if "aitbc-restore" in p.name]
+    assert existing_targets(done.plan) == [side_db, side_keys]  # a second run needs confirm (the module)
+
+
+@pytest.mark.parametrize(
+    "dest, message",
+    [
+        ("{data}", "is or holds the live target"),
+        ("{tmp}", "is or holds the live target"),
+        ("/", "is or holds the live target"),
+        ("{data}/chain.db", "is or holds the live target"),
+        ("{keys}/inner", "lies inside the live target"),
+        ("relative/dir", "must be an absolute path"),
+        ("{data}/chain.db-not-a-dir", "exists and is not a folder"),
+    ],
+)
+def test_side_restore_refuses_a_dest_touching_live_data(
+    tmp_path: Path, keystore: Path, dest: str, message: str
+) -> None:
+    db = tmp_path / "data" / "chain.db"
+    make_db(db, rows=1)
+    (tmp_path / "data" / "chain.db-not-a-dir").write_text("x")
+    sources = [
+        {"kind": "sqlite", "path": str(db), "service": "node"},
+        {"kind": "files", "path": str(keystore), "service": "w"},
+    ]
+    manifest = create_set(str(tmp_path / "b"), "h1", sources, key=KEY)
+    before = sha256_file(str(db))
+    dest = dest.format(data=db.parent, tmp=tmp_path, keys=keystore)
+    with pytest.raises(BackupError, match=message):
+        restore_set(manifest["path"], [], key=KEY, dest=dest)
+    assert sha256_file(str(db)) == before
+
+
+def test_drill_scratch_dir_is_created_private_or_refused_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    make_db(db, rows=1)
+    manifest = create_set(str(tmp_path / "b"), "h1", [{"kind": "sqlite", "path": str(db)}])
+    scratch = tmp_path / "scratch"
+    result = verify_set(manifest["path"], scratch_root=str(scratch))
+    assert result["ok"] and scratch.stat().st_mode & 0o777 == 0o700 and not list(scratch.iterdir())
+    with pytest.raises(BackupError, match=r"^scratch_dir .*/no/such: its parent folder .*/no does not exist"):
+        verify_set(manifest["path"], scratch_root=str(tmp_path / "no" / "such"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BackupError, match="exists but is not a folder"):
+        verify_set(manifest["path"], scratch_root=str(tmp_path / "file"))
+    assert verify_set(manifest["path"], scratch_root=str(tmp_path / "no" / "such"), drill=False)["ok"]
 
 
 def _free_port() -> int:

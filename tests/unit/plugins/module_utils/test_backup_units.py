@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import datetime
 import errno
+from pathlib import Path
 
 import pytest
+import yaml
 from ansible_collections.aitbc.ops.plugins.module_utils._files import describe_os_error
 from ansible_collections.aitbc.ops.plugins.module_utils._text import iso, parse_iso
-from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import TIME_FORMAT, BackupError
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
+    COLLECTION_VERSION,
+    TIME_FORMAT,
+    BackupError,
+)
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.registry import kind_of
-from ansible_collections.aitbc.ops.plugins.module_utils.backup.restore import select_entries
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.restore import select_entries, side_path
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.retention import retention_plan
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import host_dir, newest, normalize_sources
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.verify import failure_summary
 
+REPO = Path(__file__).resolve().parents[4]  # the collection root (the checkout, or ansible-test's copy)
 NOW = datetime.datetime(2025, 6, 10, 12, 0, 0, tzinfo=datetime.UTC)
 
 
@@ -145,3 +152,25 @@ def test_failure_summary():
         ],
     }
     assert failure_summary(result) == "20250610T120000Z/b.db: integrity failed: malformed"
+
+
+def test_collection_version_constant_matches_galaxy_yml():
+    galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
+    assert galaxy["version"] == COLLECTION_VERSION, "bump backup/base.py's COLLECTION_VERSION with galaxy.yml"
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("/var/lib/aitbc/chain/chain.db", "/side/var/lib/aitbc/chain/chain.db"),
+        ("/var/lib/aitbc/wallet/keystore/", "/side/var/lib/aitbc/wallet/keystore"),
+        ("/var/lib/../../etc/shadow", "/side/etc/shadow"),  # never outside dest
+    ],
+)
+def test_side_path_keeps_the_path_relative_to_root(source, expected):
+    assert side_path("/side", source) == expected
+
+
+def test_side_path_refuses_the_root_itself():
+    with pytest.raises(BackupError, match="not a file or folder path"):
+        side_path("/side", "/")
