@@ -241,6 +241,25 @@ service:
         earlier command.
       type: str
       sample: running
+    restarts:
+      description: With O(backend=systemd), how often systemd restarted the unit by itself (its
+        C(Restart=) setting, property C(NRestarts)). Above 0, systemd repaired a crash, and the task warns
+        that the unit was restarted by systemd N time(s), with the last failure's result.
+      type: int
+      returned: with O(backend=systemd) (null on systemd older than 235)
+      sample: 1
+    result:
+      description: With O(backend=systemd), the unit's C(Result) property, how it last stopped or failed
+        (V(success), V(signal), V(exit-code), V(start-limit-hit), ...).
+      type: str
+      returned: with O(backend=systemd)
+      sample: success
+    active_since:
+      description: With O(backend=systemd), when the unit last became active (C(ActiveEnterTimestamp)), an
+        ISO 8601 UTC time; null when it is not running.
+      type: str
+      returned: with O(backend=systemd)
+      sample: "2026-12-04T19:16:16Z"
 msg:
   description: One line saying what was done or would be done.
   returned: always

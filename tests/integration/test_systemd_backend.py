@@ -55,6 +55,13 @@ def playbook(env: dict[str, str], host: SystemdHost, path: Path, *extra: str) ->
 
 def service(env: dict[str, str], host: SystemdHost, **args: object) -> tuple[str, dict]:
     """`ansible HOST -m aitbc.ops.service -a JSON`: (status word, result)."""
+    status, result, _warnings = service_warned(env, host, **args)
+    return status, result
+
+
+def service_warned(env: dict[str, str], host: SystemdHost, **args: object) -> tuple[str, dict, str]:
+    """As service(), with Ansible's output besides (the module's warnings are shown there, not in the
+    result)."""
     args = {"name": "coordinator-api", "unit": UNIT, "backend": "systemd", **args}
     argv = [str(BIN / "ansible"), host.name, "-i", str(host.inventory), "-m", "aitbc.ops.service"]
     proc = subprocess.run(
@@ -68,7 +75,7 @@ def service(env: dict[str, str], host: SystemdHost, **args: object) -> tuple[str
     match = HEADER.search(proc.stdout)
     assert match, f"no result (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     result, _end = json.JSONDecoder().raw_decode(proc.stdout, match.end())
-    return match["status"], result
+    return match["status"], result, proc.stdout + proc.stderr
 
 
 def unit_props(host: SystemdHost, unit: str = UNIT) -> dict[str, str]:
@@ -257,6 +264,87 @@ def test_kill_9_is_seen_as_failed_and_remediated(
     assert status == "CHANGED" and result["service"]["active"], result
 
 
+# Units of our own with Restart=always (the catalogue's use Restart=no): a crash systemd repairs itself, and
+# one that crashes at once until its start limit.
+CRASHY = "aitbc-test-crashy.service"
+SHORT_LIVED = "aitbc-test-short-lived.service"
+RECOVERING = "aitbc-test-recovering.service"
+RESTART_ALWAYS = """[Service]
+ExecStart={exec_start}
+Restart=always
+RestartSec=200ms
+[Unit]
+StartLimitIntervalSec=60
+StartLimitBurst={burst}
+"""
+
+
+@pytest.fixture
+def own_unit(systemd_host: SystemdHost):
+    """Install a unit from RESTART_ALWAYS; stopped, reset and removed afterwards."""
+    installed: list[str] = []
+
+    def install(unit: str, exec_start: str, burst: int = 100) -> None:
+        text = RESTART_ALWAYS.format(exec_start=exec_start, burst=burst)
+        systemd_host.run(
+            f"cat > /etc/systemd/system/{unit} <<'EOF'\n{text}EOF\nsystemctl daemon-reload", check=True
+        )
+        installed.append(unit)
+
+    yield install
+    for unit in installed:
+        systemd_host.run(
+            f"systemctl stop {unit}; systemctl reset-failed {unit}; rm -f /etc/systemd/system/{unit};"
+            " systemctl daemon-reload"
+        )
+
+
+def test_a_crash_that_systemd_repaired_shows_in_status(
+    systemd_host: SystemdHost, ansible_env, own_unit
+) -> None:
+    own_unit(CRASHY, "/bin/sleep infinity")
+    ensure(systemd_host, "start", CRASHY)
+    before = int(unit_props(systemd_host, CRASHY)["MainPID"])
+    systemd_host.run(f"systemctl kill -s KILL {CRASHY}", check=True)
+
+    def repaired() -> bool:
+        props = unit_props(systemd_host, CRASHY)
+        return props["SubState"] == "running" and int(props["MainPID"]) not in (0, before)
+
+    assert wait_for(repaired), unit_props(systemd_host, CRASHY)
+    args = {"name": "crashy", "unit": CRASHY}
+    status, result, output = service_warned(ansible_env, systemd_host, state="status", **args)
+    svc = result["service"]
+    assert status == "SUCCESS" and svc["active"] is True and svc["restarts"] >= 1, result
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", svc["active_since"]), svc
+    assert svc["result"] == "success", svc  # systemd resets Result on the restart: the journal names it
+    warning = f"{CRASHY} was restarted by systemd {svc['restarts']} time(s) (last result: signal)"
+    assert warning in " ".join(output.split()), output
+    # `started` on the repaired unit changes nothing, and says so too.
+    status, result, output = service_warned(ansible_env, systemd_host, state="started", **args)
+    assert status == "SUCCESS" and not result["changed"] and result["service"]["restarts"] >= 1, result
+    assert "restarted by systemd" in output, output
+
+
+def test_a_start_limit_hit_is_reset_and_reported_with_its_cause(
+    systemd_host: SystemdHost, ansible_env, own_unit
+) -> None:
+    own_unit(SHORT_LIVED, "/bin/sh -c 'echo cannot bind 0.0.0.0:6399 >&2; exit 3'", burst=3)
+    systemd_host.run(f"systemctl start {SHORT_LIVED}")
+    # systemd 252 keeps Result=exit-code when Restart= runs into the limit; only the journal says it.
+    journal = f"journalctl -u {SHORT_LIVED} --no-pager | grep -q 'Start request repeated too quickly'"
+    assert wait_for(lambda: systemd_host.run(journal).returncode == 0)
+    assert unit_props(systemd_host, SHORT_LIVED)["ActiveState"] == "failed"
+    status, result = service(ansible_env, systemd_host, name="short-lived", unit=SHORT_LIVED, state="started")
+    assert status == "FAILED!", result
+    msg = result["msg"]
+    assert "\n" not in msg, msg
+    assert "start request repeated too quickly (start-limit-hit); reset-failed and retried" in msg, msg
+    assert "status=3" in msg and "cannot bind 0.0.0.0:6399" in msg, msg
+    assert any(SHORT_LIVED in line for line in result["log_tail"]), result
+    assert "fatal signal" not in msg
+
+
 def test_journal_is_readable_and_feeds_log_tail(
     role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
 ) -> None:
@@ -331,3 +419,23 @@ def test_deploy_and_automatic_rollback_through_systemd_units(
         f"python3 -c \"import urllib.request as u; print(u.urlopen('{COORDINATOR_HEALTH}').read().decode())\""
     )
     assert '"version": "2"' in served.stdout, served
+
+
+def test_a_start_limit_hit_whose_cause_is_gone_recovers(
+    systemd_host: SystemdHost, ansible_env, own_unit
+) -> None:
+    flag = "/run/aitbc-test-may-start"
+    systemd_host.run(f"rm -f {flag}", check=True)
+    own_unit(RECOVERING, f"/bin/sh -c 'test -e {flag} || exit 3; exec sleep infinity'", burst=3)
+    systemd_host.run(f"systemctl start {RECOVERING}")
+    journal = f"journalctl -u {RECOVERING} --no-pager | grep -q 'Start request repeated too quickly'"
+    assert wait_for(lambda: systemd_host.run(journal).returncode == 0)
+    systemd_host.run(f"touch {flag}", check=True)  # the cause is fixed; the start limit still refuses
+    try:
+        args = {"name": "recovering", "unit": RECOVERING}
+        status, result = service(ansible_env, systemd_host, state="started", **args)
+        assert status == "CHANGED", result
+        assert result["msg"] == "recovering started (start limit was hit: reset-failed and retried)", result
+        assert result["service"]["active"] is True and result["service"]["detail"] == "active/running"
+    finally:
+        systemd_host.run(f"rm -f {flag}")

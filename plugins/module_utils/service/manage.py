@@ -23,6 +23,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import Serv
 STATES = ("started", "stopped", "restarted", "reloaded", "status")
 NO_LOG_PLACEHOLDER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 _DONE = {"start": "started", "stop": "stopped", "restart": "restarted", "reload": "reloaded"}
+_STATUS_CORE = ("active", "pid", "uptime_s", "detail", "warnings")
 
 ProbeResults = list[dict[str, Any]]
 
@@ -139,7 +140,13 @@ def _manage_service(params: dict[str, Any], check_mode: bool, diff: bool) -> dic
             "pid": st["pid"],
             "uptime_s": st["uptime_s"],
             "detail": st.get("detail", ""),
+            **{k: v for k, v in st.items() if k not in _STATUS_CORE},  # a backend's own (systemd: restarts)
         }
+
+    def add_warnings(st: Status) -> None:  # a backend's warnings (systemd: a crash it repaired)
+        for warning in st.get("warnings") or []:
+            if warning not in result.setdefault("warnings", []):
+                result["warnings"].append(warning)
 
     health = params.get("wait_healthy") or None
     poll = None
@@ -151,6 +158,7 @@ def _manage_service(params: dict[str, Any], check_mode: bool, diff: bool) -> dic
     tracker.add("state", _running(before), same=True)
     tracker.add("pid", before["pid"], same=True)
     result: dict[str, Any] = {"changed": False, "service": service_info(before)}
+    add_warnings(before)
     running = _running(before)
     if state == "status":
         result["msg"] = f"{name} is {running} ({backend.name})"
@@ -161,7 +169,7 @@ def _manage_service(params: dict[str, Any], check_mode: bool, diff: bool) -> dic
         result["msg"] = f"{name} is already {running}"
         if before["detail"] == OLDER_COMMAND:
             result["msg"] += f" ({OLDER_COMMAND})"
-            result["warnings"] = [f"{name} is {OLDER_COMMAND}"]
+            result.setdefault("warnings", []).append(f"{name} is {OLDER_COMMAND}")
         if isinstance(backend, ProcessBackend) and before["detail"].startswith("stale"):
             note = f"would remove {before['detail']}" if check_mode else backend.cleanup_stale()
             if note:
@@ -179,6 +187,7 @@ def _manage_service(params: dict[str, Any], check_mode: bool, diff: bool) -> dic
         after = backend.status()
         tracker.update_after("state", _running(after))
         tracker.update_after("pid", after["pid"])
+        add_warnings(after)
         result.update(
             changed=True,
             service=service_info(after),
