@@ -33,6 +33,9 @@ DEFAULT_HEARTBEATS = 48
 RECENT_RESOLVED_DAYS = 7
 DEFAULT_BACKUP_MAX_AGE_H = 26.0
 THRESHOLDS_TASK = "Backup freshness thresholds"
+SITE_TASK = "Site facts"
+# The page's name when the report run does not say (playbooks/report.yml sends ops_site_name).
+DEFAULT_SITE = "Fleet"
 PAGE_MODE = 0o644
 
 # Grid cell / timeline block states.
@@ -114,6 +117,15 @@ class ReleaseRow:
 
 
 @dataclass
+class Facts:
+    """What the report run says besides the modules' results (its debug tasks on the controller)."""
+
+    thresholds: dict[str, float] = field(default_factory=dict)  # host -> backup freshness hours
+    site: str = DEFAULT_SITE
+    backup_hosts: set[str] | None = None  # hosts with backup sources; None: not known, show every host
+
+
+@dataclass
 class Page:
     generated: dt.datetime
     grid: Grid
@@ -126,6 +138,7 @@ class Page:
     unreachable: dict[str, str] = field(default_factory=dict)  # hosts the report run could not reach
     notes: list[str] = field(default_factory=list)
     run_id: str = ""
+    site: str = DEFAULT_SITE
 
     def down(self) -> list[Cell]:
         return [c for c in self.grid.cells() if c.state == DOWN]
@@ -245,6 +258,18 @@ def thresholds_from(message: Any) -> dict[str, float]:
     return found
 
 
+def site_from(message: Any) -> tuple[str, set[str] | None]:
+    """(site name, hosts with backup sources) from the site facts task; junk -> the defaults."""
+    if not isinstance(message, dict):
+        return DEFAULT_SITE, None
+    name = message.get("site")
+    site = name.strip() if isinstance(name, str) and name.strip() else DEFAULT_SITE
+    hosts = message.get("backup_hosts")
+    if not isinstance(hosts, list):
+        return site, None
+    return site, {str(h) for h in hosts}
+
+
 def _verified_text(row: dict[str, Any]) -> str:
     if not row.get("complete", True):
         return "INCOMPLETE"
@@ -278,13 +303,19 @@ def backup_row(host: str, result: dict[str, Any], failed: bool, threshold_h: flo
 
 
 def backup_rows(
-    record: RunRecord, thresholds: dict[str, float], unreachable: dict[str, str]
+    record: RunRecord,
+    thresholds: dict[str, float],
+    unreachable: dict[str, str],
+    backup_hosts: set[str] | None = None,
 ) -> list[BackupRow]:
+    """One row per host with backup sources (every host when that is not known): a host whose services
+    keep no data has no backups to be stale."""
     rows = {
         host: BackupRow(
             host, "unreachable", detail=message, threshold_h=thresholds.get(host, DEFAULT_BACKUP_MAX_AGE_H)
         )
         for host, message in unreachable.items()
+        if backup_hosts is None or host in backup_hosts
     }
     for result in record.results_for("aitbc.ops.backup_info"):
         limit = thresholds.get(result.host, DEFAULT_BACKUP_MAX_AGE_H)
@@ -463,7 +494,7 @@ def render_page(page: Page) -> str:
         render_footer(page),
         "</main>",
     ]
-    return document(f"AITBC status · {format_time(page.generated)}", "\n".join(p for p in parts if p))
+    return document(f"{page.site} status · {format_time(page.generated)}", "\n".join(p for p in parts if p))
 
 
 def render_banner(page: Page) -> str:
@@ -493,7 +524,8 @@ def render_header(page: Page) -> str:
         f"Active incidents <b>{len(active)}</b>",
     ]
     spans = "".join(f"<span>{s}</span>" for s in summary)
-    return f'<header>\n<h1>AITBC status</h1>\n{banner}\n<div class="summary">{spans}</div>\n</header>'
+    title = f"<h1>{esc(page.site)} status</h1>"
+    return f'<header>\n{title}\n{banner}\n<div class="summary">{spans}</div>\n</header>'
 
 
 def _latest(page: Page) -> str:
@@ -732,7 +764,7 @@ def render_incident(incident: Incident, now: dt.datetime) -> str:
 def build_page(
     store: MemoryStore,
     record: RunRecord,
-    thresholds: dict[str, float],
+    facts: Facts,
     heartbeats: int,
     now: dt.datetime | None = None,
 ) -> Page:
@@ -746,11 +778,12 @@ def build_page(
         heartbeats=heartbeats,
         history_times=[entry["time"] for entry in history],
         incidents=select_incidents(IncidentStore(store).all(), now),
-        backups=backup_rows(record, thresholds, unreachable),
+        backups=backup_rows(record, facts.thresholds, unreachable, facts.backup_hosts),
         releases=release_rows(record, unreachable),
         unreachable=unreachable,
         notes=run_notes(record),
         run_id=record.run_id,
+        site=facts.site,
     )
 
 
@@ -787,6 +820,7 @@ def summary(page: Page, index: Path, code: int) -> dict[str, Any]:
         "path": str(index),
         "exit_code": code,
         "run_id": page.run_id,
+        "site": page.site,
         "generated": format_time(page.generated),
         "hosts": len(page.grid.rows),
         "services": {"up": sum(c.state == UP for c in cells), "down": len(page.down())},
@@ -808,17 +842,23 @@ def exit_code(record: RunRecord, unreachable: dict[str, str]) -> int:
     return 0
 
 
-def gather(runner: Runner, request: RunRequest) -> tuple[RunRecord, dict[str, float]]:
-    """One read-only run of playbooks/report.yml: its record, and the hosts' freshness thresholds."""
-    thresholds: dict[str, float] = {}
+def gather(runner: Runner, request: RunRequest) -> tuple[RunRecord, Facts]:
+    """One read-only run of playbooks/report.yml: its record, and the facts of its controller tasks (the
+    hosts' freshness thresholds, the site's name, which hosts have backups)."""
+    facts = Facts()
 
     def collect(event: dict[str, Any]) -> None:
         data = event.get("event_data") or {}
-        if event.get("event") == "runner_on_ok" and data.get("task") == THRESHOLDS_TASK:
-            thresholds.update(thresholds_from((data.get("res") or {}).get("msg")))
+        if event.get("event") != "runner_on_ok":
+            return
+        message = (data.get("res") or {}).get("msg")
+        if data.get("task") == THRESHOLDS_TASK:
+            facts.thresholds.update(thresholds_from(message))
+        elif data.get("task") == SITE_TASK:
+            facts.site, facts.backup_hosts = site_from(message)
 
     outcome = runner.run(request, on_event=collect)
-    return outcome.record, thresholds
+    return outcome.record, facts
 
 
 def summary_line(page: Page, index: Path, code: int) -> str:

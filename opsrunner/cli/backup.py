@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from .. import report
+from ..recorder import RunRecord
 from ..settings import BadInput
 from . import options
 from .context import Context, execute, finish, finish_rows, pass_ctx, playbook_request, reject_unknown_service
@@ -39,7 +40,22 @@ def backup(
         for r in outcome.record.results_for("aitbc.ops.backup")
         if not r.failed and r.result.get("backup")
     }
-    finish(outcome, as_json, {"sets": sets})
+    idle = nothing_to_back_up(outcome.record)
+    if idle and not as_json:
+        click.echo(
+            f"nothing to back up on {', '.join(idle)}: no service there has databases or backup entries"
+        )
+    finish(outcome, as_json, {"sets": sets, "nothing_to_back_up": idle})
+
+
+def nothing_to_back_up(record: RunRecord) -> list[str]:
+    """Hosts the role let go early (no sources): they ran fine and never reached the backup module."""
+    reached = {r.host for r in record.results_for("aitbc.ops.backup")}
+    return sorted(
+        host
+        for host, stats in record.hosts.items()
+        if host not in reached and not (stats.failed or stats.unreachable)
+    )
 
 
 @click.group()

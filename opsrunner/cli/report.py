@@ -39,8 +39,8 @@ def report(
     backup freshness and the current releases. Exit 0 when written, 3 when every host was unreachable."""
     target = statuspage.output_dir(out)
     request = playbook_request(ctx, "report.yml", inventory=inventory, limit=limit)
-    record, thresholds = statuspage.gather(ctx.runner(), request)
-    page = statuspage.build_page(ctx.store, record, thresholds, heartbeats)
+    record, facts = statuspage.gather(ctx.runner(), request)
+    page = statuspage.build_page(ctx.store, record, facts, heartbeats)
     index = statuspage.write_site(target, page, ctx.store)
     code = statuspage.exit_code(record, page.unreachable)
     if as_json:

@@ -252,6 +252,36 @@ def test_backup_rows() -> None:
     assert (t5.status, t5.detail) == ("unreachable", "ssh: refused")
 
 
+def test_hosts_without_backup_sources_get_no_backup_row() -> None:
+    fresh = {"set": "20261124T110000Z", "age_s": 3600, "verified": True, "complete": True}
+    gone = TaskFailure("t3", "List backup sets", "aitbc.ops.backup_info", "ssh: refused", True)
+    # t2 keeps no data: the report run skips its backup_info, so it has no result; t3 is unreachable.
+    run = record(backup_result("t1", fresh, fresh), hosts=("t1", "t2", "t3"), failures=[gone])
+    unreachable = sp.unreachable_hosts(run)
+    assert [r.host for r in sp.backup_rows(run, {}, unreachable, {"t1"})] == ["t1"]
+    assert [r.host for r in sp.backup_rows(run, {}, unreachable, {"t1", "t3"})] == ["t1", "t3"]
+    assert [r.host for r in sp.backup_rows(run, {}, unreachable)] == ["t1", "t3"]  # not known: every host
+
+
+def test_site_facts_and_their_defaults() -> None:
+    assert sp.site_from({"site": "Webshop", "backup_hosts": ["t1"]}) == ("Webshop", {"t1"})
+    assert sp.site_from({"site": " ", "backup_hosts": []}) == ("Fleet", set())
+    assert sp.site_from({"site": 3, "backup_hosts": "t1"}) == ("Fleet", None)
+    assert sp.site_from("not a mapping") == ("Fleet", None)
+
+
+def test_page_title_comes_from_the_site_name(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path)
+    page = sp.build_page(store, record(), sp.Facts(site="Webshop <&>"), 48, NOW)
+    text = sp.render_page(page)
+    assert "<title>Webshop &lt;&amp;&gt; status · " in text
+    assert "<h1>Webshop &lt;&amp;&gt; status</h1>" in text
+    assert "AITBC" not in text
+    assert sp.summary(page, tmp_path / "index.html", 0)["site"] == "Webshop <&>"
+    default = sp.render_page(sp.build_page(store, record(), sp.Facts(), 48, NOW))
+    assert "<h1>Fleet status</h1>" in default
+
+
 def test_thresholds_follow_the_heartbeat_and_fall_back_to_26_hours() -> None:
     assert sp.thresholds_from({"t1": 2, "t2": "0", "t3": "x", "t4": 12.5}) == {
         "t1": 2.0,
@@ -296,7 +326,7 @@ def test_exit_codes() -> None:
 
 
 def page_of(store: MemoryStore, run: RunRecord | None = None, heartbeats: int = 48) -> sp.Page:
-    return sp.build_page(store, run or record(), {}, heartbeats, NOW)
+    return sp.build_page(store, run or record(), sp.Facts(site="AITBC"), heartbeats, NOW)
 
 
 def test_page_escapes_everything(tmp_path: Path) -> None:
