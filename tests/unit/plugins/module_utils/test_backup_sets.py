@@ -242,18 +242,19 @@ def test_prune_on_disk_and_check_mode(tmp_path: Path) -> None:
     assert sorted(os.listdir(Path(root) / "h1")) == [names[0], names[3], names[4]]
 
 
-def test_restore_replaces_atomically_and_sets_stale_wal_aside(tmp_path: Path, keystore: Path) -> None:
+def db_and_keystore_set(tmp_path: Path, keystore: Path) -> tuple[Path, dict]:
+    """A 10-row chain.db and the keystore, backed up (encrypted) into one set: the restore tests' start."""
     db = tmp_path / "data" / "chain.db"
     make_db(db, rows=10)
-    manifest = create_set(
-        str(tmp_path / "b"),
-        "h1",
-        [
-            {"kind": "sqlite", "path": str(db), "service": "node"},
-            {"kind": "files", "path": str(keystore), "service": "w"},
-        ],
-        key=KEY,
-    )
+    sources = [
+        {"kind": "sqlite", "path": str(db), "service": "node"},
+        {"kind": "files", "path": str(keystore), "service": "w"},
+    ]
+    return db, create_set(str(tmp_path / "b"), "h1", sources, key=KEY)
+
+
+def test_restore_replaces_atomically_and_sets_stale_wal_aside(tmp_path: Path, keystore: Path) -> None:
+    db, manifest = db_and_keystore_set(tmp_path, keystore)
     make_db(db, rows=90)  # diverge: 100 rows now, a -wal beside it
     (keystore / "wallet-1.json").write_text("tampered")
     (keystore / "new.json").write_text("{}")
@@ -444,17 +445,7 @@ def test_redis_bgsave_copy_and_rdb_check(tmp_path: Path, redis_server) -> None:
 
 
 def test_restore_diff_predicts_each_target_and_the_restore_records_it(tmp_path: Path, keystore: Path) -> None:
-    db = tmp_path / "data" / "chain.db"
-    make_db(db, rows=10)
-    manifest = create_set(
-        str(tmp_path / "b"),
-        "h1",
-        [
-            {"kind": "sqlite", "path": str(db), "service": "node"},
-            {"kind": "files", "path": str(keystore), "service": "w"},
-        ],
-        key=KEY,
-    )
+    db, manifest = db_and_keystore_set(tmp_path, keystore)
     entry = next(e for e in manifest["files"] if e["kind"] == "sqlite")
     make_db(db, rows=5)
     (keystore / "new.json").write_text("{}")
