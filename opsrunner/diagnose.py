@@ -31,7 +31,7 @@ from .ansible_yaml import AnyTagLoader
 from .heartbeat import HOST_SERVICE
 from .incidents import STATE_FILE, IncidentStore
 from .memory import MemoryStore, atomic_write, format_time, utcnow
-from .recorder import Recorder, RunRecord, TaskResult
+from .recorder import Recorder, RunRecord, TaskResult, first_bad_request
 from .settings import BadInput
 
 BUNDLE_DIR = "knowledge/diagnostics"
@@ -316,12 +316,13 @@ def check_host(host: str, inventory: Path) -> None:
 
 
 def check_input(record: RunRecord, host: str, inventory: Path) -> None:
-    """After the run: an unknown service, or a host pattern that matched no host, is bad input."""
-    unknown = [f.message for f in record.failures if f.message.startswith("unknown service:")]
-    if unknown:
-        raise BadInput(unknown[0])
+    """After the run: an unknown service, one the host does not run, or a host pattern that matched no
+    host, is bad input."""
+    message = first_bad_request(record.failures)
+    if message:
+        raise BadInput(message)
     if not record.hosts:
-        raise BadInput(f"unknown host: {host} (no host of group aitbc in {inventory} matches it)")
+        raise BadInput(f"unknown host: {host} (no host in {inventory} matches it)")
 
 
 def render(bundles: list[Bundle], root: Path) -> str:

@@ -392,5 +392,14 @@ def config_error(failure: TaskFailure) -> str | None:
     return one_line(f"configuration error: {cause} (host {failure.host}, task: {failure.task})", 400)
 
 
+# What the playbooks' request checks say when the operator named something that is not there: bad input
+# (exit 2), not a failed run.
+BAD_REQUEST_PREFIXES = ("unknown service:", "service not placed:")
+
+
+def first_bad_request(failures: list[TaskFailure]) -> str | None:
+    return next((f.message for f in failures if f.message.startswith(BAD_REQUEST_PREFIXES)), None)
+
+
 def first_config_error(failures: list[TaskFailure]) -> str | None:
     return next((line for line in map(config_error, failures) if line is not None), None)

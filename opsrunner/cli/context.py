@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .. import report
+from .. import recorder, report
 from ..hooks import playbook_event
 from ..memory import MemoryStore
 from ..runner import Runner, RunOutcome, RunRequest
@@ -81,10 +81,10 @@ def execute(ctx: Context, request: RunRequest, as_json: bool, verbose: bool = Fa
 
 
 def reject_unknown_service(outcome: RunOutcome) -> None:
-    """A playbook's `unknown service: S` assertion is bad input (exit 2), not a failed run."""
-    unknown = [f for f in outcome.record.failures if f.message.startswith("unknown service:")]
-    if unknown:
-        raise BadInput(unknown[0].message)
+    """A playbook's `unknown service: S` or `service not placed: ...` check is bad input (exit 2)."""
+    message = recorder.first_bad_request(outcome.record.failures)
+    if message:
+        raise BadInput(message)
 
 
 # -- finishing a command -----------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 """Values derived from the service catalogue (``aitbc_catalogue``), as pure functions.
 
 Each filter takes the catalogue (service name -> entry) and the names to consider, in order; names that
-are not in the catalogue are skipped. The documentation of each filter is in ``plugins/filter/NAME.yml``.
+are not in the catalogue are skipped. ``placed_services`` gives those names for one host (placement), so
+every derived value is per host. The documentation of each filter is in ``plugins/filter/NAME.yml``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,60 @@ MANAGED_BACKENDS = ("systemd", "docker", "supervisor")
 def service_order(catalogue: Catalogue, order: Iterable[str], having: str | None = None) -> list[str]:
     """The names of ``order`` that are catalogue services (with a ``having`` key when given), in order."""
     return [name for name in order if name in catalogue and (having is None or having in catalogue[name])]
+
+
+def placed_services(
+    catalogue: Catalogue,
+    order: Iterable[str] | None,
+    host_groups: Iterable[str],
+    host_services: Iterable[str] | None = None,
+) -> list[str]:
+    """The services one host runs, in start order: its own list (``aitbc_host_services``) when it has
+    one, else every service whose ``groups`` it is in (a service without ``groups`` runs on every host).
+
+    ``order`` (``aitbc_service_order``) ranks them; services it leaves out follow in catalogue order.
+    A name that is not a service, or a ``groups`` that is not a list of names, is a configuration error
+    here, so a typo fails the run instead of leaving a service unmanaged."""
+    if not isinstance(catalogue, Mapping):
+        raise AnsibleFilterError(
+            f"aitbc_catalogue must be a dict of services, not {type(catalogue).__name__}"
+        )
+    ranked = _known(catalogue, "aitbc_service_order", order or [])
+    ranked += [name for name in catalogue if name not in ranked]
+    if host_services is not None:
+        wanted = set(_known(catalogue, "aitbc_host_services", host_services))
+        return [name for name in ranked if name in wanted]
+    member = set(host_groups or [])
+    return [name for name in ranked if _placed_by_groups(name, catalogue[name], member)]
+
+
+def _known(catalogue: Catalogue, variable: str, names: Iterable[str]) -> list[str]:
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise AnsibleFilterError(f"{variable} must be a list of service names, not {names!r}")
+    names = list(names)
+    unknown = [name for name in names if name not in catalogue]
+    if unknown:
+        raise AnsibleFilterError(
+            f"{variable}: unknown service {', '.join(map(str, unknown))} (known: {', '.join(catalogue)})"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _placed_by_groups(name: str, service: Any, member: set[str]) -> bool:
+    if not isinstance(service, Mapping):
+        raise AnsibleFilterError(f"service {name}: its catalogue entry must be a dict, not {service!r}")
+    groups = service.get("groups")
+    if groups is None:
+        return True
+    if (
+        isinstance(groups, str)
+        or not isinstance(groups, Sequence)
+        or not all(isinstance(g, str) for g in groups)
+    ):
+        raise AnsibleFilterError(
+            f"service {name}: groups must be a list of inventory group names, not {groups!r}"
+        )
+    return bool(member.intersection(groups))
 
 
 def health_probes(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:
@@ -157,6 +212,7 @@ class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
             "service_order": service_order,
+            "placed_services": placed_services,
             "health_probes": health_probes,
             "backup_sources": backup_sources,
             "log_sources": log_sources,

@@ -169,19 +169,20 @@ seealso:
 
 EXAMPLES = r"""
 - name: Start the coordinator API from the service catalogue
+  # aitbc_services: the catalogue of the inventory (inventory/group_vars/all/aitbc.yml)
   aitbc.ops.service:
     name: coordinator-api
     state: started
     backend: process
-    command: "{{ aitbc_catalogue['coordinator-api'].command }}"
-    pidfile: "{{ aitbc_catalogue['coordinator-api'].pidfile }}"
-    log_file: "{{ aitbc_catalogue['coordinator-api'].log_file }}"
-    env: "{{ aitbc_catalogue['coordinator-api'].env }}"
+    command: "{{ aitbc_services['coordinator-api'].command }}"
+    pidfile: "{{ aitbc_services['coordinator-api'].pidfile }}"
+    log_file: "{{ aitbc_services['coordinator-api'].log_file }}"
+    env: "{{ aitbc_services['coordinator-api'].env }}"
     wait_healthy:
       probes:
         - name: coordinator health
           type: http
-          url: "{{ aitbc_catalogue['coordinator-api'].url }}/health"
+          url: "{{ aitbc_services['coordinator-api'].url }}/health"
       timeout: 30
 
 - name: Restart a supervisord program

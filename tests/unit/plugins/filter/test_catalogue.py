@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -177,6 +178,7 @@ def test_the_filters_are_registered_under_their_names() -> None:
     assert sorted(filters) == sorted(
         [
             "service_order",
+            "placed_services",
             "health_probes",
             "backup_sources",
             "log_sources",
@@ -185,3 +187,70 @@ def test_the_filters_are_registered_under_their_names() -> None:
         ]
     )
     assert all(callable(f) for f in filters.values())
+
+
+PLACED = {
+    "db": {"groups": ["database"]},
+    "api": {"groups": ["app", "edge"]},
+    "cache": {},
+    "web": {"groups": ["edge"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("groups", "expected"),
+    [
+        (["database"], ["db", "cache"]),
+        (["edge"], ["api", "cache", "web"]),
+        (["app", "database"], ["db", "api", "cache"]),
+        ([], ["cache"]),
+    ],
+)
+def test_placed_services_follow_group_membership(groups: list[str], expected: list[str]) -> None:
+    assert cat.placed_services(PLACED, ["db", "api", "cache", "web"], groups) == expected
+
+
+def test_placed_services_rank_by_order_then_catalogue_order() -> None:
+    assert cat.placed_services(PLACED, ["web", "cache"], ["edge", "app", "database"]) == [
+        "web",
+        "cache",
+        "db",
+        "api",
+    ]
+    assert cat.placed_services(PLACED, None, ["edge"]) == ["api", "cache", "web"]
+
+
+def test_a_host_list_overrides_the_groups() -> None:
+    assert cat.placed_services(PLACED, ["db", "api", "cache", "web"], ["edge"], ["web", "db"]) == [
+        "db",
+        "web",
+    ]
+    assert cat.placed_services(PLACED, [], ["edge"], []) == []
+
+
+@pytest.mark.parametrize(
+    ("catalogue", "order", "host_services", "message"),
+    [
+        (
+            PLACED,
+            ["db", "ngnix"],
+            None,
+            "aitbc_service_order: unknown service ngnix (known: db, api, cache, web)",
+        ),
+        (PLACED, [], ["cache", "memcache"], "aitbc_host_services: unknown service memcache"),
+        (PLACED, [], "cache", "aitbc_host_services must be a list of service names"),
+        (
+            {"web": {"groups": "edge"}},
+            [],
+            None,
+            "service web: groups must be a list of inventory group names",
+        ),
+        ({"web": "nginx"}, [], None, "service web: its catalogue entry must be a dict"),
+        (["web"], [], None, "aitbc_catalogue must be a dict of services"),
+    ],
+)
+def test_placement_mistakes_name_the_variable(
+    catalogue: Any, order: list[str], host_services: Any, message: str
+) -> None:
+    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+        cat.placed_services(catalogue, order, ["edge"], host_services)
