@@ -27,6 +27,24 @@ RESTORE_OLD = ".aitbc-restore-old"
 RESTORE_ASIDE = ".aitbc-restore-aside"
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
+
+def is_set_name(name: Any) -> bool:
+    """A backup set's folder name (a UTC timestamp): what the controller accepts from a host as a path."""
+    return isinstance(name, str) and bool(SET_NAME_RE.match(name))
+
+
+def is_plain_file_name(name: Any) -> bool:
+    """One path component a set may hold: never empty, ``.``/``..``, a path, or a hidden name. A manifest or
+    a host returns it, so the controller checks it before it becomes part of a path."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\\0")
+        and len(name) <= 255
+    )
+
+
 # A manifest, one of its file entries, a source given by the user, a listing row: JSON-shaped dicts.
 Manifest = dict[str, Any]
 Entry = dict[str, Any]

@@ -33,6 +33,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
     Manifest,
     Row,
     Source,
+    is_plain_file_name,
 )
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.base import owner_of
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.kinds.registry import KINDS, kind_of
@@ -204,6 +205,10 @@ def read_manifest(set_path: str) -> Manifest:
         raise BackupError(f"{path}: unreadable manifest: {exc}") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         raise BackupError(f"{path}: manifest lacks its file list")
+    for entry in manifest["files"]:
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not is_plain_file_name(name):
+            raise BackupError(f"{path}: refusing a file entry that is not a plain file name: {name!r:.80}")
     return manifest
 
 
