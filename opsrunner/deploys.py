@@ -8,14 +8,31 @@ later deploy that passes its gate on that host resolves it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .incidents import Incident, IncidentChange, IncidentStore, record_incident_changes, settle
 from .recorder import Recorder, RunRecord, TaskResult
 
+# The release module's rule for a version (plugins/module_utils/release.py VERSION_RE; a unit test keeps
+# them equal): the CLI checks it before a version becomes a path in the first copy.
+VERSION_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,199}\Z")
+# A batch size: a positive number of hosts, or 1% to 100% of them. 0 would mean every host at once.
+SERIAL_RE = re.compile(r"\A(?:[1-9][0-9]{0,5}|(?:[1-9][0-9]?|100)%)\Z")
+
 DEPLOY_CHECK = "deploy"
 ROLLBACK_LABEL = "automatic-rollback"
 DEPLOYED_LABEL = "deployed"
+
+
+def request_error(version: str, serial: str) -> str | None:
+    """Why a deploy request is bad input, or None."""
+    if not VERSION_RE.match(version):
+        rule = "letters, digits, '.', '_', '+' and '-', starting with a letter or digit"
+        return f"bad version {version!r}: {rule}"
+    if not SERIAL_RE.match(serial):
+        return f"bad --serial {serial!r}: a number of hosts (1 or more) or a percentage (1% to 100%)"
+    return None
 
 
 class DeployHooks:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from .. import report
-from ..deploys import release_rows
+from ..deploys import release_rows, request_error
 from ..runner import RunOutcome
 from ..settings import BadInput
 from . import options
@@ -41,6 +41,9 @@ def deploy(
     """Deploy release VERSION of a service, one batch of hosts at a time: pre-deploy backup, unpack,
     migrate, switch, restart, health gate. A batch that fails its gate rolls back automatically, opens an
     incident and stops the deploy (exit 1); later batches are not touched."""
+    problem = request_error(version, serial)
+    if problem:
+        raise BadInput(problem)
     source = Path(artifact).absolute()
     if not source.exists():
         raise BadInput(f"artifact not found: {artifact}")

@@ -12,7 +12,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
     is_set_name,
 )
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import read_manifest
-from ansible_collections.aitbc.ops.plugins.test.backup_names import TestModule as JinjaTests
+from ansible_collections.aitbc.ops.plugins.test.names import TestModule as JinjaTests
 
 
 @pytest.mark.parametrize("name", ["20261204T201500Z", "20261204T201500Z-2"])
@@ -44,4 +44,5 @@ def test_a_manifest_naming_a_path_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_jinja_tests_are_the_same_functions() -> None:
-    assert JinjaTests().tests() == {"backup_set_name": is_set_name, "plain_file_name": is_plain_file_name}
+    tests = JinjaTests().tests()
+    assert (tests["backup_set_name"], tests["plain_file_name"]) == (is_set_name, is_plain_file_name)
