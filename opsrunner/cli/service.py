@@ -32,10 +32,15 @@ def service(
     )
     outcome = execute(ctx, request, as_json)
     reject_unknown_service(outcome)
+    # The module's warnings (systemd: a crash it repaired) are the only sign of some failures: show them.
+    warnings = [f"{r.host}: {w}" for r in outcome.record.results for w in r.result.get("warnings") or []]
     if not as_json:
         rows = report.service_rows(outcome.record)
         if rows:
             click.echo(
                 report.table(["HOST", "SERVICE", "BACKEND", "STATE", "PID", "UPTIME_S", "CHANGED"], rows)
             )
-    finish(outcome, as_json, {"services": [r.result.get("service") for r in outcome.record.results]})
+        for warning in warnings:
+            click.echo(f"  warning: {warning}")
+    services = [r.result["service"] for r in outcome.record.results if r.result.get("service")]
+    finish(outcome, as_json, {"services": services, "warnings": warnings})
