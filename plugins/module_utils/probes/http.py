@@ -6,13 +6,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import http.client
 import json
 import math
 import re
+import socket
 import ssl
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -77,6 +81,28 @@ def cert_days_left(sslsock: ssl.SSLSocket, now: datetime.datetime | None = None)
         raise ProbeError("server sent no TLS certificate")
     now = now or datetime.datetime.now(datetime.UTC)
     return (cert_not_after(der) - now).total_seconds() / 86400.0
+
+
+@contextlib.contextmanager
+def cut_at(deadline: float, sockets: list[socket.socket]) -> Iterator[threading.Event]:
+    """Shut the sockets down when the deadline passes; the event yielded says it did. http.client reads the
+    status line and headers one line at a time, each recv with a fresh timeout, so a server trickling header
+    bytes would hold the probe (and the module's exit, which waits for its threads) long past the deadline."""
+    fired = threading.Event()
+
+    def cut() -> None:
+        fired.set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+
+    timer = threading.Timer(max(deadline - time.monotonic(), 0.0), cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield fired
+    finally:
+        timer.cancel()
 
 
 class HttpProbe(Probe):
@@ -148,33 +174,49 @@ class HttpProbe(Probe):
         """Returns (status, body bytes, truncated, latency seconds, TLS days left or None)."""
         start = time.monotonic()
         conn = self._connection(deadline)
+        sockets: list[socket.socket] = []
         try:
-            conn.connect()
-            sock = conn.sock  # keep it: http.client hands it to the response and may drop conn.sock
-            days_left = None
-            if self.https and self.params.get("tls_min_days") is not None:
-                days_left = cert_days_left(sock)
-            sock.settimeout(remaining(deadline))
-            conn.request(self.method, self.target, headers=self.headers)
-            sock.settimeout(remaining(deadline))
-            response = conn.getresponse()
-            chunks: list[bytes] = []
-            size, truncated = 0, False
-            if self.method != "HEAD":
-                while True:
-                    sock.settimeout(remaining(deadline))
-                    chunk = response.read1(min(65536, BODY_LIMIT - size))
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size >= BODY_LIMIT:
-                        truncated = True
-                        break
-            latency = time.monotonic() - start
-            return response.status, b"".join(chunks), truncated, latency, days_left
+            with cut_at(deadline, sockets) as cut:
+                answer = self._exchange(conn, sockets, deadline, start)
+        except (OSError, http.client.HTTPException):
+            if time.monotonic() >= deadline:
+                raise TimeoutError("deadline passed") from None
+            raise
         finally:
             conn.close()
+        if cut.is_set():  # the body ended because the socket was shut, not because the server finished
+            raise TimeoutError("deadline passed")
+        return answer
+
+    def _exchange(
+        self, conn: http.client.HTTPConnection, sockets: list[socket.socket], deadline: float, start: float
+    ) -> tuple[int, bytes, bool, float, float | None]:
+        """The whole request and response, inside the deadline (``cut_at`` ends it when it passes)."""
+        conn.connect()
+        sock = conn.sock  # keep it: http.client hands it to the response and may drop conn.sock
+        sockets.append(sock)
+        days_left = None
+        if self.https and self.params.get("tls_min_days") is not None:
+            days_left = cert_days_left(sock)
+        sock.settimeout(remaining(deadline))
+        conn.request(self.method, self.target, headers=self.headers)
+        sock.settimeout(remaining(deadline))
+        response = conn.getresponse()
+        chunks: list[bytes] = []
+        size, truncated = 0, False
+        if self.method != "HEAD":
+            while True:
+                sock.settimeout(remaining(deadline))
+                chunk = response.read1(min(65536, BODY_LIMIT - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= BODY_LIMIT:
+                    truncated = True
+                    break
+        latency = time.monotonic() - start
+        return response.status, b"".join(chunks), truncated, latency, days_left
 
     def run(self, deadline: float) -> Outcome:
         p = self.params

@@ -21,8 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from ansible_collections.aitbc.ops.plugins.module_utils.probes import host as host_probes
-from ansible_collections.aitbc.ops.plugins.module_utils.probes.base import Probe
-from ansible_collections.aitbc.ops.plugins.module_utils.probes.host import check_load
+from ansible_collections.aitbc.ops.plugins.module_utils.probes.base import Probe, ProbeConfigError
+from ansible_collections.aitbc.ops.plugins.module_utils.probes.host import (
+    check_load,
+    group_by_filesystem,
+    nearest_existing,
+)
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.http import BODY_LIMIT, cert_not_after
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.registry import (
     DEADLINE_GRACE,
@@ -102,6 +106,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 for _chunk in range(50):
                     self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            elif url.path == "/trickle-headers":
+                # A status line, then one header byte every 0.2 s: http.client reads headers by lines.
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for _chunk in range(50):
+                    self.wfile.write(b"X")
                     self.wfile.flush()
                     time.sleep(0.2)
             else:
@@ -328,6 +339,14 @@ def test_http_deadline_covers_a_trickling_body(web: str) -> None:
     # Every read returns within the socket timeout; only a deadline over the whole exchange stops it.
     started = time.monotonic()
     result = run_one({"type": "http", "url": f"{web}/trickle", "timeout": 0.7})
+    elapsed = time.monotonic() - started
+    assert (result["ok"], result["detail"]) == (False, "timed out after 0.7 s")
+    assert elapsed < 1.0, elapsed
+
+
+def test_http_deadline_covers_trickling_headers(web: str) -> None:
+    started = time.monotonic()
+    result = run_one({"type": "http", "url": f"{web}/trickle-headers", "timeout": 0.7})
     elapsed = time.monotonic() - started
     assert (result["ok"], result["detail"]) == (False, "timed out after 0.7 s")
     assert elapsed < 1.0, elapsed
@@ -595,15 +614,56 @@ def test_disk_thresholds(tmp_path: Path) -> None:
     ok = run_one({"type": "disk", "path": str(tmp_path), "min_free_percent": 0, "min_free_bytes": "1K"})
     assert ok["ok"] is True, ok
     assert ok["name"] == f"disk:{tmp_path}"
-    assert set(ok["data"]) == {"free_bytes", "total_bytes", "free_percent"}
+    assert set(ok["data"]) == {"free_bytes", "total_bytes", "free_percent", "filesystems"}
+    assert ok["data"]["filesystems"] == [
+        {
+            "paths": [str(tmp_path)],
+            "checked": str(tmp_path),
+            **{k: ok["data"][k] for k in ("free_bytes", "total_bytes", "free_percent")},
+        }
+    ]
     full = run_one({"type": "disk", "path": str(tmp_path), "min_free_percent": 100})
     assert (
         full["ok"] is False and full["detail"].startswith("only ") and full["detail"].endswith("minimum 100%")
     )
     huge = run_one({"type": "disk", "path": str(tmp_path), "min_free_bytes": "1024P"})
     assert huge["ok"] is False and huge["detail"].endswith("minimum 1024.0 PiB")
-    missing = run_one({"type": "disk", "path": str(tmp_path / "nope"), "min_free_percent": 1})
-    assert missing["ok"] is False and missing["detail"] == f"no such file or directory: {tmp_path / 'nope'}"
+
+
+def test_disk_path_not_created_yet_is_checked_on_its_nearest_parent(tmp_path: Path) -> None:
+    # A data_dir before the service's first start (or an aitbc_root never created) is no failure: its
+    # files will land on the parent's filesystem, which is what gets checked, as df does.
+    missing = tmp_path / "not" / "yet"
+    result = run_one({"type": "disk", "path": str(missing), "min_free_percent": 0})
+    assert result["ok"] is True, result
+    assert result["detail"].endswith(f" on {missing} ({missing} does not exist, checked {tmp_path})")
+    assert result["data"]["filesystems"][0]["checked"] == str(tmp_path)
+    assert nearest_existing(str(missing)) == str(tmp_path)
+    assert nearest_existing("/") == "/"
+
+
+def test_disk_paths_are_checked_once_per_filesystem(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    paths = [str(tmp_path / "data"), str(tmp_path / "backups"), str(tmp_path / "data")]
+    result = run_one({"type": "disk", "path": str(tmp_path), "paths": paths, "min_free_percent": 0})
+    assert result["ok"] is True, result
+    [fs] = result["data"]["filesystems"]  # tmp_path's folders share its filesystem
+    assert fs["paths"] == [str(tmp_path), str(tmp_path / "data"), str(tmp_path / "backups")]
+    assert result["detail"].endswith(
+        f" on {tmp_path} (also {tmp_path / 'data'}; {tmp_path / 'backups'} does not exist,"
+        f" checked {tmp_path})"
+    )
+    # Two filesystems (/proc is its own): each checked, a full one fails the probe and is named first.
+    two = group_by_filesystem(["/", "/proc/self", "/proc"])
+    assert [fs.paths for fs in two] == [["/"], ["/proc/self", "/proc"]]
+    full = run_one({"type": "disk", "paths": ["/proc"], "min_free_bytes": 1})
+    assert (
+        full["ok"] is False and full["detail"].startswith("only ") and "on /proc, minimum" in full["detail"]
+    )
+    assert "% free" in full["detail"].split("; ")[1]  # / follows, fine or not
+    assert len(full["data"]["filesystems"]) == 2 and full["data"]["free_percent"] == 0
+    with pytest.raises(ProbeConfigError, match="paths must not hold empty entries"):
+        build_probes([{"type": "disk", "paths": [""], "min_free_percent": 1}])
 
 
 def test_memory_threshold_on_this_host() -> None:
