@@ -55,7 +55,7 @@ class HeartbeatConfig:
 
 @dataclass
 class Transition:
-    kind: str  # opened | escalated | resolved | restarted | restart-failed
+    kind: str  # opened | escalated | resolved | restarted | restart-failed | crashed
     incident: Incident | None
     text: str
 
@@ -69,6 +69,7 @@ class HostReport:
     restarts: list[dict[str, Any]] = field(default_factory=list)  # {service, ok, detail}
     diagnostics: dict[str, str] = field(default_factory=dict)  # service -> text
     unreachable: str = ""
+    crashes: dict[str, str] = field(default_factory=dict)  # service -> crash systemd repaired (see _crashes)
 
     @property
     def final(self) -> dict[str, dict[str, Any]]:
@@ -92,6 +93,8 @@ class HeartbeatState:
     checks: dict[str, CheckState] = field(default_factory=dict)
     # host|service -> heartbeat sequence numbers at which it was restarted
     restarts: dict[str, list[int]] = field(default_factory=dict)
+    # host|service -> systemd's NRestarts as a `service` probe last reported it
+    unit_restarts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, store: MemoryStore) -> HeartbeatState:
@@ -103,6 +106,7 @@ class HeartbeatState:
             sequence=data.get("sequence", 0),
             checks={key: CheckState(**value) for key, value in data.get("checks", {}).items()},
             restarts={key: list(value) for key, value in data.get("restarts", {}).items()},
+            unit_restarts={key: int(value) for key, value in data.get("unit_restarts", {}).items()},
         )
 
     def save(self, store: MemoryStore) -> None:
@@ -110,6 +114,7 @@ class HeartbeatState:
             "sequence": self.sequence,
             "checks": {key: asdict(value) for key, value in sorted(self.checks.items())},
             "restarts": self.restarts,
+            "unit_restarts": dict(sorted(self.unit_restarts.items())),
         }
         atomic_write(store.path(STATE_FILE), json.dumps(data, indent=1, sort_keys=True) + "\n")
 
@@ -171,8 +176,11 @@ class HeartbeatHooks:
         return self.expected or self.config is not None
 
     def healthy(self) -> bool:
+        """No host unreachable, every final probe ok, and no crash that systemd repaired since the last run
+        (known once the state is applied)."""
         return all(
-            not r.unreachable and all(p.get("ok") for p in r.final.values()) for r in self.hosts.values()
+            not r.unreachable and not r.crashes and all(p.get("ok") for p in r.final.values())
+            for r in self.hosts.values()
         )
 
     def unreachable(self) -> list[str]:
@@ -229,6 +237,8 @@ class HeartbeatHooks:
                 record.run_id, record.finished or utcnow(), self.hosts, recorder.redactor.redact_text
             )
             append_history(store, entry)
+        if record.outcome == "ok" and not self.healthy():  # a crash systemd repaired is a failure too
+            record.outcome = "unhealthy"
         for transition in self.transitions:
             record.details.append(transition.text)
             if transition.incident and transition.incident.id not in record.incidents:
@@ -268,9 +278,11 @@ def _service_states(report: HostReport, redact: Callable[[str], str]) -> dict[st
         if failing:
             name, probe = failing[0]
             detail = f"{name}: {probe.get('detail', '')}"
+        elif service in report.crashes:
+            detail = report.crashes[service]
         else:
             detail = "restarted by the heartbeat" if service in restarted else ""
-        states[service] = {"ok": not failing, "detail": redact(detail)}
+        states[service] = {"ok": not failing and service not in report.crashes, "detail": redact(detail)}
     return states
 
 
@@ -314,6 +326,7 @@ def apply(
                 changes += _observe(
                     state, incidents, store, active, host, report, outcome, config, now, redact
                 )
+        changes += _crashes(state, incidents, store, active, host, report, now)
         changes += _escalations(state, host, report, active, config, now)
     state.prune(max(config.restart_window, 1) * 4)
     for incident in active.values():  # resolved ones too: they were active when the run began
@@ -359,6 +372,64 @@ def _observe(state, incidents, store, active, host, report, outcome, config, now
         active[key] = incident
         return [Transition("opened", incident, f"{incident.id} opened: {incident.summary}")]
     return []
+
+
+def unit_restarts(probe: dict[str, Any]) -> int | None:
+    """systemd's NRestarts from a `service` probe's result; None for other probes and other backends."""
+    if probe.get("type") != "service":
+        return None
+    value = (probe.get("data") or {}).get("restarts")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def crash_text(probe: dict[str, Any], before: int, after: int) -> str:
+    """The timeline line of a crash that systemd repaired between two heartbeats."""
+    data = probe.get("data") or {}
+    result = data.get("crash_result") or data.get("result") or "unknown"
+    return f"crashed; systemd restarted it (NRestarts {before} -> {after}, result: {result})"
+
+
+def _crashes(state, incidents, store, active, host, report, now) -> list[Transition]:
+    """Crashes that systemd repaired since the last heartbeat (NRestarts rose): each is a failure of its
+    service at once (the crash has happened; no failure threshold), noted on the service's incident or
+    opening one. No restart is planned (the service runs); the incident resolves by the usual rule."""
+    changes: list[Transition] = []
+    if report.unreachable:
+        return changes
+    for check, probe in sorted(report.final.items()):
+        count = unit_restarts(probe)
+        service = probe.get("service") or ""
+        if count is None or not service:
+            continue
+        key = f"{host}|{service}"
+        before = state.unit_restarts.get(key)
+        state.unit_restarts[key] = count
+        if before is None or count <= before:  # first sight, or a counter reset (reset-failed, reboot)
+            continue
+        text = crash_text(probe, before, count)
+        report.crashes[service] = text
+        checked = state.checks.setdefault(incident_key(host, service, check), CheckState())
+        checked.successes = 0  # healthy heartbeats count again from here
+        incident = active.get(incident_key(host, service, check)) or _first(active, host, service)
+        if incident is not None and incident.active:
+            incident.note(text, now)
+            changes.append(Transition("crashed", incident, f"{incident.id}: {host} {service} {text}"))
+            continue
+        diagnostics = report.diagnostics.get(service) or report.diagnostics.get(HOST_SERVICE, "")
+        incident = incidents.open(
+            host,
+            service,
+            check,
+            f"{host} {service} crashed",
+            text,
+            now,
+            cause="crashed; restarted by systemd",
+            diagnostics=diagnostics,
+            debugging_notes=debugging_section(store, service, check),
+        )
+        active[incident.key] = incident
+        changes.append(Transition("opened", incident, f"{incident.id} opened: {incident.summary}: {text}"))
+    return changes
 
 
 def _count(checked: CheckState, ok: bool, detail: str) -> None:

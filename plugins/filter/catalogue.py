@@ -82,27 +82,44 @@ def _placed_by_groups(name: str, service: Any, member: set[str]) -> bool:
     return bool(member.intersection(groups))
 
 
+# What the `service` probe needs of an entry to ask the service's backend for its state.
+RUNNING_PROBE_KEYS = ("pidfile", "unit", "container", "program", "port", "command")
+
+
 def health_probes(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:
-    """Every service's probes as aitbc.ops.health takes them: named ``<service> <what>``, service set,
-    an http ``path`` joined to the service's ``url``."""
+    """Every service's probes as aitbc.ops.health takes them: first ``<service> running`` (its backend's
+    own state: an orphan answering on its port must not pass for it; ``running_probe: false`` leaves it
+    out), then its own probes, named ``<service> <what>``, an http ``path`` joined to its ``url``."""
     out: list[Record] = []
     for name in service_order(catalogue, order):
         service = catalogue[name]
+        if service.get("running_probe", True):
+            out.append(running_probe(name, service))
         for probe in service.get("probes") or []:
-            what = probe.get("name", probe.get("path", probe.get("type")))
-            if what is None:
-                raise AnsibleFilterError(
-                    f"service {name}: a probe needs a type, a name or a path: {dict(probe)}"
-                )
-            extra: Record = {"name": f"{name} {what}", "service": name}
-            if "path" in probe:
-                if "url" not in service:
-                    raise AnsibleFilterError(
-                        f"service {name}: probe path {probe['path']} needs the service's url"
-                    )
-                extra["url"] = f"{service['url']}{probe['path']}"
-            out.append({**{k: v for k, v in probe.items() if k != "path"}, **extra})
+            out.append(_named_probe(name, service, probe))
     return out
+
+
+def running_probe(name: str, service: Mapping[str, Any]) -> Record:
+    """The ``service`` probe of one catalogue entry."""
+    probe: Record = {"type": "service", "name": f"{name} running", "service": name}
+    probe["backend"] = service.get("backend", "auto")
+    probe.update({key: service[key] for key in RUNNING_PROBE_KEYS if service.get(key) not in (None, "")})
+    if "port" in probe:
+        probe["port"] = _as_int(probe["port"])
+    return probe
+
+
+def _named_probe(name: str, service: Mapping[str, Any], probe: Mapping[str, Any]) -> Record:
+    what = probe.get("name", probe.get("path", probe.get("type")))
+    if what is None:
+        raise AnsibleFilterError(f"service {name}: a probe needs a type, a name or a path: {dict(probe)}")
+    extra: Record = {"name": f"{name} {what}", "service": name}
+    if "path" in probe:
+        if "url" not in service:
+            raise AnsibleFilterError(f"service {name}: probe path {probe['path']} needs the service's url")
+        extra["url"] = f"{service['url']}{probe['path']}"
+    return {**{k: v for k, v in probe.items() if k != "path"}, **extra}
 
 
 def backup_sources(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:

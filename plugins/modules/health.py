@@ -47,12 +47,19 @@ options:
           - V(tcp) connects to O(probes[].host):O(probes[].port).
           - V(redis) sends C(PING) (after C(AUTH) when O(probes[].password) is set) and expects C(+PONG).
           - V(process) checks the pid in O(probes[].pidfile), or looks for O(probes[].process).
-          - V(disk) checks the free space of the filesystem that holds O(probes[].path).
+          - V(disk) checks the free space of the filesystems that hold O(probes[].path) and O(probes[].paths).
           - V(memory) checks C(MemAvailable) from C(/proc/meminfo).
           - V(load) checks the 1-minute load average divided by the number of CPUs.
           - V(backup) checks that the newest verified backup set in O(probes[].backup_dir) (sets written by
             M(aitbc.ops.backup), verified by M(aitbc.ops.backup_verify)) is younger than
             O(probes[].max_age_hours).
+          - V(service) asks the service's backend (O(probes[].backend)) for its read-only status, as
+            M(aitbc.ops.service) V(state=status) does. It is healthy when the service itself runs (for
+            V(process), its pidfile names a live process running O(probes[].command); for V(systemd), the unit
+            is active) and no other process holds O(probes[].port). An orphan answering on the port fails it
+            with C(port N held by pid M (comm\), not the service). Needs O(probes[].service). With
+            V(systemd), RV(results[].data) holds C(restarts) (C(NRestarts)), C(result), C(crash_result) (the
+            journal's last failure result once systemd restarted the unit) and C(active_since).
         type: str
       name:
         description:
@@ -65,6 +72,7 @@ options:
       service:
         description:
           - The service this probe belongs to. Returned as is in RV(results[].service).
+          - For O(probes[].type=service), required, the name of the service to check.
         type: str
       timeout:
         description:
@@ -134,6 +142,8 @@ options:
       port:
         description:
           - For O(probes[].type=tcp), required. For O(probes[].type=redis), defaults to V(6379).
+          - For O(probes[].type=service), the port the service listens on; a process that is not the
+            service holding it fails the probe.
         type: int
       password:
         description:
@@ -144,6 +154,8 @@ options:
           - For O(probes[].type=process). File holding the pid. The probe fails when the file is
             missing, the process is gone (stale pidfile) or it is a zombie.
           - Give exactly one of O(probes[].pidfile) and O(probes[].process).
+          - For O(probes[].type=service), the pidfile of a V(process) service (the same as
+            M(aitbc.ops.service)'s O(aitbc.ops.service#module:pidfile)).
         type: path
       process:
         description:
@@ -155,8 +167,18 @@ options:
       path:
         description:
           - For O(probes[].type=disk). A path on the filesystem to check.
+          - A path that does not exist (yet) is checked on the filesystem of its nearest existing parent,
+            as C(df) would, and the detail says so.
         type: path
         default: /
+      paths:
+        description:
+          - For O(probes[].type=disk). More paths to check besides O(probes[].path), each on its own
+            filesystem; paths on the same filesystem are checked once. The probe fails when any of those
+            filesystems is below the minimum; RV(results[].data) has C(filesystems), one entry per
+            filesystem, and the free space of the fullest one.
+        type: list
+        elements: path
       min_free_percent:
         description:
           - For O(probes[].type=disk). Minimum free space, in percent of the filesystem size (space
@@ -184,6 +206,28 @@ options:
         description:
           - For O(probes[].type=backup), required. The newest verified set may be at most this old.
         type: float
+      backend:
+        description:
+          - For O(probes[].type=service). The service backend, as in M(aitbc.ops.service).
+        type: str
+        default: auto
+      unit:
+        description:
+          - For O(probes[].type=service). The systemd unit (defaults to the service name plus C(.service)).
+        type: str
+      container:
+        description:
+          - For O(probes[].type=service). The docker container (defaults to the service name).
+        type: str
+      program:
+        description:
+          - For O(probes[].type=service). The supervisor program (defaults to the service name).
+        type: str
+      command:
+        description:
+          - For O(probes[].type=service). The command of a V(process) service, to tell it from an unrelated
+            process that reused its pidfile's pid.
+        type: str
   fail_on_unhealthy:
     description:
       - Fail the task when any probe fails.
@@ -232,7 +276,8 @@ EXAMPLES = r'''
         service: wallet-daemon
         pidfile: /run/aitbc/wallet.pid
       - type: disk
-        path: /var/lib/aitbc
+        path: /
+        paths: [/var/lib/aitbc, /var/backups/aitbc]
         min_free_percent: 10
         min_free_bytes: 2G
       - type: memory
@@ -322,7 +367,8 @@ results:
       description:
         - Measured values, depending on the type. V(http) has C(status), C(bytes) and C(tls_days_left);
           V(process) C(pid), or C(pids) and C(count); V(disk) C(free_bytes), C(total_bytes) and
-          C(free_percent); V(memory) C(available_bytes), C(total_bytes) and C(available_percent);
+          C(free_percent) of its fullest filesystem and C(filesystems); V(memory) C(available_bytes),
+          C(total_bytes) and C(available_percent);
           V(load) C(load), C(cpus) and C(load_per_cpu). Empty when the probe failed before measuring.
       type: dict
       sample: {"status": 200, "bytes": 64}

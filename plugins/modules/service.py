@@ -103,12 +103,27 @@ options:
       - For O(backend=docker), the grace period of C(docker stop) and C(docker restart).
     type: float
     default: 10
-  start_timeout:
+  settle:
     description:
-      - For O(backend=process), seconds the daemon must stay up after it is started.
-      - If it exits within that time the task fails, with the last lines of O(log_file).
+      - For O(backend=process), seconds the daemon must stay up after it is started, owning its pidfile
+        (the started process, or a process it re-executed into with the same command).
+      - If it exits within that time the task fails at once, with its exit status, the time it lived and the
+        last lines of O(log_file); if it lost its pidfile or a stranger holds O(port), it is stopped and the
+        task fails with that cause.
+      - For O(backend=systemd), how long a start retried after a start-limit hit must stay active.
+      - Default 3 seconds, or 1 second with O(wait_healthy), whose probes then prove the service up.
     type: float
-    default: 1.0
+    aliases: [start_timeout]
+  port:
+    description:
+      - The TCP port the service listens on. For O(backend=process), a process that is not the service (nor
+        one of its descendants) listening there is reported in RV(service.detail) and
+        RV(service.port_held_by), and V(started)/V(restarted) refuse to start while it holds the port
+        (it is never killed).
+      - Leftovers of the service's previous daemon (processes still in the session the backend started it
+        in, such as nginx's workers after a C(kill -9) of their master) are the service's own, not
+        strangers. A start stops them first, and its message says so.
+    type: int
   unit:
     description:
       - For O(backend=systemd), the unit name. Defaults to O(name) plus C(.service).
@@ -157,7 +172,7 @@ notes:
   - The V(process) backend needs Linux C(/proc). The daemon runs in its own session and holds no descriptor
     of the module, so it outlives the module and the SSH channel, and Ansible does not wait for it.
   - V(supervisor), V(systemd), V(docker) and V(sysv) act on services already defined on the host; they do
-    not create units, programs or containers. O(stop_timeout) and O(start_timeout) do not apply to
+    not create units, programs or containers. O(stop_timeout) and O(settle) do not apply to
     V(supervisor) and V(systemd), which use their own settings.
   - RV(service.uptime_s) comes from C(/proc/PID/stat) for V(process) and V(sysv), from
     C(ActiveEnterTimestampMonotonic) for V(systemd), from the status line for V(supervisor) and from
@@ -239,9 +254,15 @@ service:
     detail:
       description: The backend's own state words (V(running), V(active/running),
         V(FATAL Exited too quickly), ...), why a pidfile is stale, or that the daemon runs an
-        earlier command.
+        earlier command, and (with O(port)) V(port N held by pid M (comm\), not the service).
       type: str
       sample: running
+    port_held_by:
+      description: With O(port) and O(backend=process), the process that holds the port and is not the
+        service (pid null when this user cannot see its owner).
+      type: dict
+      returned: when a stranger holds O(port)
+      sample: {"pid": 4242, "comm": "nginx"}
     restarts:
       description: With O(backend=systemd), how often systemd restarted the unit by itself (its
         C(Restart=) setting, property C(NRestarts)). Above 0, systemd repaired a crash, and the task warns
@@ -281,8 +302,8 @@ log_tail:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aitbc.ops.plugins.module_utils.service.manage import manage_service, redacted_params
 from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError
+from ansible_collections.aitbc.ops.plugins.module_utils.service_manage import manage_service, redacted_params
 
 
 def main():
@@ -301,7 +322,8 @@ def main():
         env=dict(type="dict", no_log=False),
         env_file=dict(type="path"),
         stop_timeout=dict(type="float", default=10.0),
-        start_timeout=dict(type="float", default=1.0),
+        settle=dict(type="float", aliases=["start_timeout"]),
+        port=dict(type="int"),
         unit=dict(type="str"),
         container=dict(type="str"),
         program=dict(type="str"),

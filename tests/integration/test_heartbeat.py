@@ -190,7 +190,7 @@ def test_unreachable_host_is_an_incident_and_others_are_checked(stack, tmp_path,
 
 def test_flapping_check_opens_no_incident_below_threshold(stack, tmp_path) -> None:
     flag = tmp_path / "flappy.pid"
-    flappy = {"backend": "process", "command": "/bin/true", "pidfile": str(flag),
+    flappy = {"backend": "process", "command": "/bin/true", "pidfile": str(flag), "running_probe": False,
               "probes": [{"type": "process", "name": "alive", "pidfile": str(flag)}]}  # fmt: skip
     order = ["redis", "coordinator-api", "blockchain-node", "blockchain-rpc", "wallet-daemon", "flappy"]
     inventory = inventory_with(

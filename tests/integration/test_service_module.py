@@ -238,10 +238,11 @@ def test_failures_are_one_clear_line(ansible_env: dict[str, str], tmp_path: Path
     code = "import sys; print('fatal: port 18011 already in use', flush=True); sys.exit(4)"
     dies = adhoc(ansible_env, {**args, "command": f"{PY} -c {shlex.quote(code)}", "state": "started"})
     assert dies.rc == 2 and dies.status == "FAILED!"
-    assert dies.result["msg"] == (
-        f"svc-bad exited within 0.5s of starting (exit code 4); last lines of {args['log_file']}: "
-        "fatal: port 18011 already in use"
-    )
+    assert re.fullmatch(
+        rf"svc-bad exited with status 4 after 0\.\d s; last lines of {re.escape(args['log_file'])}: "
+        "fatal: port 18011 already in use",
+        dies.result["msg"],
+    ), dies.result["msg"]
     assert dies.result["log_tail"] == ["fatal: port 18011 already in use"]
     assert not Path(args["pidfile"]).exists()
 

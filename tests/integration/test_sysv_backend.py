@@ -17,8 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aitbc.ops.plugins.module_utils._procs import pid_alive, read_cmdline  # noqa: E402
-from ansible_collections.aitbc.ops.plugins.module_utils.service.manage import manage_service, select_backend  # noqa: E402
 from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError, ServiceSpec  # noqa: E402
+from ansible_collections.aitbc.ops.plugins.module_utils.service_manage import manage_service, select_backend  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

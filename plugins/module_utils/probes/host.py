@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.aitbc.ops.plugins.module_utils._procs import parse_meminfo, read_cmdline, read_stat
@@ -99,10 +100,53 @@ class ProcessProbe(Probe):
         return True, f"pid {pid} ({stat[0]}) is running", data
 
 
+def nearest_existing(path: str) -> str:
+    """``path`` itself when it exists, else its nearest existing parent: a folder not created yet (a
+    service's data_dir before its first start) will land on that parent's filesystem, as ``df`` shows."""
+    current = os.path.abspath(path)
+    while not os.path.exists(current) and current != os.path.dirname(current):
+        current = os.path.dirname(current)
+    return current
+
+
+@dataclass
+class Filesystem:
+    """One filesystem the disk probe checks, with the given paths that live on it."""
+
+    checked: str  # the existing path statvfs was asked about
+    paths: list[str] = field(default_factory=list)
+    # Given paths that do not exist (yet), each with the nearest existing parent that stood in for it.
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def group_by_filesystem(paths: list[str]) -> list[Filesystem]:
+    """The given paths grouped by the filesystem (st_dev) of their nearest existing path, in order."""
+    found: dict[int, Filesystem] = {}
+    for path in paths:
+        checked = nearest_existing(path)
+        fs = found.setdefault(os.stat(checked).st_dev, Filesystem(checked))
+        if path in fs.paths:
+            continue
+        fs.paths.append(path)
+        if checked != os.path.abspath(path):
+            fs.missing[path] = checked
+    return list(found.values())
+
+
+def _where(fs: Filesystem) -> str:
+    """'/ (also /srv/data)' or '/srv (/srv/data does not exist, checked /srv)'."""
+    notes = [f"{path} does not exist, checked {parent}" for path, parent in fs.missing.items()]
+    others = [path for path in fs.paths[1:] if path not in fs.missing]
+    if others:
+        notes.insert(0, "also " + ", ".join(others))
+    return fs.paths[0] + (f" ({'; '.join(notes)})" if notes else "")
+
+
 class DiskProbe(Probe):
     type_name = "disk"
     options = {
         "path": {"type": "path", "default": "/"},
+        "paths": {"type": "list", "elements": "path"},
         "min_free_percent": {"type": "float"},
         "min_free_bytes": {"type": "bytes"},
     }
@@ -115,18 +159,35 @@ class DiskProbe(Probe):
             raise ValueError("min_free_percent must be between 0 and 100")
         if p.get("min_free_bytes") is not None and p["min_free_bytes"] < 0:
             raise ValueError("min_free_bytes must not be negative")
+        if any(not path for path in p.get("paths") or []):
+            raise ValueError("paths must not hold empty entries")
 
     def default_name(self) -> str:
         return f"disk:{self.params['path']}"
 
     def run(self, deadline: float) -> Outcome:
         p = self.params
-        st = os.statvfs(p["path"])
+        paths = [p["path"], *(p.get("paths") or [])]
+        summaries, problems, filesystems = [], [], []
+        for fs in group_by_filesystem(paths):
+            ok, summary, data = self._check(fs)
+            filesystems.append({"paths": fs.paths, "checked": fs.checked, **data})
+            (summaries if ok else problems).append(summary)
+        worst = min(filesystems, key=lambda entry: entry["free_percent"])
+        data = {key: worst[key] for key in ("free_bytes", "total_bytes", "free_percent")}
+        data["filesystems"] = filesystems
+        if problems:
+            return False, "; ".join(problems + summaries), data
+        return True, "; ".join(summaries), data
+
+    def _check(self, fs: Filesystem) -> Outcome:
+        p = self.params
+        st = os.statvfs(fs.checked)
         total = st.f_blocks * st.f_frsize
         free = st.f_bavail * st.f_frsize  # what unprivileged writers can still use
         percent = 100.0 * free / total if total else 0.0
         data = {"free_bytes": free, "total_bytes": total, "free_percent": round(percent, 2)}
-        summary = f"{percent:.1f}% free ({human_bytes(free)} of {human_bytes(total)}) on {p['path']}"
+        summary = f"{percent:.1f}% free ({human_bytes(free)} of {human_bytes(total)}) on {_where(fs)}"
         problems = []
         if p.get("min_free_percent") is not None and percent < p["min_free_percent"]:
             problems.append(f"minimum {p['min_free_percent']:g}%")

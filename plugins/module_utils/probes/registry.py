@@ -37,6 +37,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.probes.host import (
 )
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.http import HttpProbe
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.network import RedisProbe, TcpProbe
+from ansible_collections.aitbc.ops.plugins.module_utils.probes.service import ServiceProbe
 
 # How long the runner waits past a probe's deadline for the probe to report its own timeout.
 DEADLINE_GRACE = 0.25
@@ -52,6 +53,7 @@ PROBE_TYPES: dict[str, type[Probe]] = {
     "memory": MemoryProbe,
     "load": LoadProbe,
     "backup": BackupProbe,
+    "service": ServiceProbe,
 }
 
 

@@ -28,6 +28,11 @@ from ansible_collections.aitbc.ops.plugins.module_utils._procs import (
 )
 from ansible_collections.aitbc.ops.plugins.module_utils._text import tail_file
 from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceBackend
+from ansible_collections.aitbc.ops.plugins.module_utils.service.ports import (
+    add_port_check,
+    port_holders,
+    port_stranger,
+)
 from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import (
     ServiceError,
     ServiceSpec,
@@ -61,6 +66,11 @@ OLDER_COMMAND = "running an older command: restart to apply the new one"
 def _one_line(lines: list[str], limit: int = 400) -> str:
     text = " | ".join(line.strip() for line in lines if line.strip())
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def exit_words(code: int) -> str:
+    """'exited with status N' or 'was killed by signal N' of a Popen return code."""
+    return f"exited with status {code}" if code >= 0 else f"was killed by signal {-code}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,6 +184,18 @@ def read_env_file(path: str) -> dict[str, str]:
 # Popen objects of daemons started by this Python process, so they are reaped (no zombie, no
 # ResourceWarning) when a long-lived caller (tests, opsrunner) stops them again.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _session_members(session: int) -> list[int]:
+    """Live processes of a session (from /proc)."""
+    members = []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = read_stat(int(entry))
+                if stat and stat["session"] == session and stat["state"] not in ("Z", "X"):
+                    members.append(int(entry))
+    return members
 
 
 def _reap(pid: int) -> None:
@@ -352,8 +374,46 @@ class ProcessBackend(ServiceBackend):
     def status(self) -> Status:
         pid, why = self.running_pid()
         if pid is None:
-            return make_status(False, detail=why)
-        return make_status(True, pid, proc_uptime(pid), why or "running")
+            status = make_status(False, detail=why)
+        else:
+            status = make_status(True, pid, proc_uptime(pid), why or "running")
+        return add_port_check(status, self.spec.port)
+
+    def free_port(self, previous: int | None) -> str | None:
+        """Before spawning: the service's port must be free. Leftovers of the previous daemon (``previous``,
+        the dead pid of the stale pidfile; its session lives on in them, as nginx's workers after a
+        ``kill -9`` of their master) are the service's own and are stopped; any other holder is a stranger:
+        the start fails with its pid and name, and it is left alone. Returns a note on stopped leftovers."""
+        port = self.spec.port
+        stranger = port_stranger(port, None)
+        if stranger is None or not port:
+            return None
+        if previous and stranger.pid and not pid_alive(previous) and self._leftover(stranger.pid, previous):
+            others = [h for h in port_holders(port) if not (h.pid and self._leftover(h.pid, previous))]
+            if not others:
+                self._terminate_session(previous)
+                return f"stopped leftovers of the previous daemon (session {previous}) holding port {port}"
+            stranger = others[0]
+        raise ServiceError(f"cannot start {self.spec.name}: {stranger.describe(port)}")
+
+    @staticmethod
+    def _leftover(pid: int, previous: int) -> bool:
+        """Is ``pid`` in the session that start() made for the previous daemon (the kernel keeps a session
+        id from reuse while any process is in it)?"""
+        return (read_stat(pid) or {}).get("session") == previous
+
+    def _terminate_session(self, session: int) -> None:
+        members = [pid for pid in _session_members(session) if pid != os.getpid()]
+        for sig, wait in ((signal.SIGTERM, float(self.spec.stop_timeout)), (signal.SIGKILL, 10.0)):
+            for pid in members:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while any(pid_alive(pid) for pid in members) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not any(pid_alive(pid) for pid in members):
+                return
+        raise ServiceError(f"leftovers of {self.spec.name} (session {session}) survived SIGKILL")
 
     def start(self) -> str | None:
         with self.lock():
@@ -361,8 +421,9 @@ class ProcessBackend(ServiceBackend):
             if pid is not None:
                 return f"already running; {why}" if why else "already running"
             note = "replaced " + why if why.startswith("stale") else None
+            freed = self.free_port(self.read_pid())
             self._spawn()
-            return note
+            return "; ".join(n for n in (note, freed) if n) or None
 
     def _spawn(self) -> int:
         spec = self.spec
@@ -397,13 +458,10 @@ class ProcessBackend(ServiceBackend):
         _CHILDREN[proc.pid] = proc
         self.write_pid(proc.pid)
 
-        deadline = time.monotonic() + max(0.0, float(spec.start_timeout))
-        while True:
-            code = proc.poll()
-            if code is not None or time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
+        started = time.monotonic()
+        code = self._settle(proc)
         if code is None:
+            self._check_settled(proc, offset)
             return proc.pid
 
         _CHILDREN.pop(proc.pid, None)
@@ -413,11 +471,45 @@ class ProcessBackend(ServiceBackend):
             missing = [m.group(1) for m in map(_SH_NOT_FOUND.match, lines) if m]
             if missing:
                 raise ServiceError(f"command not found: {missing[-1]}", log_tail=lines)
-        how = f"exit code {code}" if code >= 0 else f"signal {-code}"
-        shown = _one_line(lines[-5:]) or "(no output)"
         raise ServiceError(
-            f"{spec.name} exited within {float(spec.start_timeout):g}s of starting ({how}); "
-            f"last lines of {self.log_file}: {shown}",
+            f"{spec.name} {exit_words(code)} after {time.monotonic() - started:.1f} s; "
+            f"last lines of {self.log_file}: {_one_line(lines[-5:]) or '(no output)'}",
+            log_tail=lines,
+        )
+
+    def _settle(self, proc: subprocess.Popen[bytes]) -> int | None:
+        """Wait the settle time for the new process; its exit code as soon as it dies, None if it lives."""
+        deadline = time.monotonic() + max(0.0, float(self.spec.settle))
+        while True:
+            code = proc.poll()
+            if code is not None or time.monotonic() >= deadline:
+                return code
+            time.sleep(0.05)
+
+    def _check_settled(self, proc: subprocess.Popen[bytes], offset: int) -> None:
+        """The settled process must own its pidfile (or a daemon it re-executed into must, with our command)
+        and must not find its port held by a stranger; otherwise stop it and fail with the cause."""
+        owner, why = self.running_pid()
+        problem = ""
+        if owner is None:
+            problem = f"its pidfile {self.pidfile} is gone or stale ({why})"
+        elif owner != proc.pid and why == OLDER_COMMAND:
+            problem = f"its pidfile {self.pidfile} names pid {owner}, another program"
+        else:
+            stranger = port_stranger(self.spec.port, owner)
+            if stranger is not None and self.spec.port:
+                problem = stranger.describe(self.spec.port)
+        if not problem:
+            return
+        if pid_alive(proc.pid):
+            self._terminate(proc.pid)
+        _reap(proc.pid)
+        self.remove_pidfile()
+        lines = tail_file(self.log_file, 20, start=offset)
+        raise ServiceError(
+            f"{self.spec.name} (pid {proc.pid}) is not the running service after "
+            f"{float(self.spec.settle):g} s: {problem}; last lines of {self.log_file}: "
+            f"{_one_line(lines[-5:]) or '(no output)'}",
             log_tail=lines,
         )
 
@@ -481,14 +573,16 @@ class ProcessBackend(ServiceBackend):
     def restart(self) -> str | None:
         with self.lock():
             pid, _why = self.running_pid()
+            previous = pid or self.read_pid()
             note = None
             if pid is not None:
                 if self._terminate(pid) == "KILL":
                     note = f"SIGKILL after {float(self.spec.stop_timeout):g}s"
                 _reap(pid)
             self.remove_pidfile()
+            freed = self.free_port(previous)
             self._spawn()
-            return note
+            return "; ".join(n for n in (note, freed) if n) or None
 
     def reload(self) -> str | None:
         pid, _why = self.running_pid()

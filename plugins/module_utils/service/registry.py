@@ -8,6 +8,7 @@ from __future__ import annotations
 from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceBackend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.docker import DockerBackend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.process import ProcessBackend
+from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError, ServiceSpec
 from ansible_collections.aitbc.ops.plugins.module_utils.service.supervisor import SupervisorBackend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.systemd import SystemdBackend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.sysv import SysvBackend
@@ -22,3 +23,18 @@ BACKEND_CLASSES: tuple[type[ServiceBackend], ...] = (
     SysvBackend,
 )
 BACKENDS: dict[str, type[ServiceBackend]] = {cls.name: cls for cls in BACKEND_CLASSES}
+
+
+def select_backend(spec: ServiceSpec, backend: str = "auto") -> ServiceBackend:
+    if backend and backend != "auto":
+        cls = BACKENDS.get(backend)
+        if cls is None:
+            raise ServiceError(f"unknown backend: {backend} (choose from auto, {', '.join(BACKENDS)})")
+        return cls(spec)
+    for cls in BACKENDS.values():
+        if cls.detect(spec):
+            return cls(spec)
+    raise ServiceError(
+        f"cannot detect a backend for service {spec.name}: no command or pidfile given, no systemd unit, "
+        f"no supervisor program, no docker container and no /etc/init.d script by that name; set backend"
+    )

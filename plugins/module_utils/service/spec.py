@@ -39,21 +39,32 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)
     env_file: str | None = None
     stop_timeout: float = 10.0
-    start_timeout: float = 1.0
+    # After a start, how long the new process must stay up (and keep its pidfile) to count as started.
+    settle: float = 3.0
+    port: int | None = None  # the TCP port the service listens on: a stranger holding it is reported
     unit: str | None = None
     container: str | None = None
     program: str | None = None
     supervisor_config: str | None = None
     docker_host: str | None = None
 
+    @property
+    def start_timeout(self) -> float:
+        """The settle time under its earlier name (the module keeps ``start_timeout`` as an alias)."""
+        return self.settle
+
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ServiceSpec:
         known = cls.__dataclass_fields__
         values = {k: v for k, v in params.items() if k in known and v is not None}
+        if params.get("start_timeout") is not None and "settle" not in values:
+            values["settle"] = params["start_timeout"]
         spec = cls(**values)
         if not spec.name or not str(spec.name).strip():
             raise ServiceError("name must be a non-empty service name")
         if "/" in spec.name or "\0" in spec.name:
             raise ServiceError(f"name must not contain '/': {spec.name!r}")
+        if spec.port is not None and not 1 <= int(spec.port) <= 65535:
+            raise ServiceError(f"port {spec.port} is not between 1 and 65535")
         spec.env = {str(k): "" if v is None else str(v) for k, v in (spec.env or {}).items()}
         return spec

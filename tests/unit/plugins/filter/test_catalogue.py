@@ -61,8 +61,41 @@ def test_service_order_keeps_the_given_order_and_skips_unknown_names() -> None:
     assert cat.service_order(CATALOGUE, []) == []
 
 
+def own_probes(probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [probe for probe in probes if probe["type"] != "service"]
+
+
+def test_every_service_is_first_checked_by_its_backend() -> None:
+    probes = cat.health_probes(CATALOGUE, ORDER)
+    running = [probe for probe in probes if probe["type"] == "service"]
+    assert [probe["name"] for probe in running] == [f"{name} running" for name in ORDER]
+    assert running[0] == {
+        "type": "service",
+        "name": "redis running",
+        "service": "redis",
+        "backend": "process",
+        "pidfile": "/srv/run/redis.pid",
+        "port": 16379,
+    }
+    assert running[2] == {
+        "type": "service",
+        "name": "node running",
+        "service": "node",
+        "backend": "auto",
+        "pidfile": "/srv/run/node.pid",
+    }
+    assert running[3]["port"] == 18012  # a templated port arrives as text
+    assert running[4]["unit"] == "nginx.service"
+    assert probes[0] == running[0] and probes[2]["name"] == "api running"
+
+
+def test_running_probe_false_leaves_it_out() -> None:
+    catalogue = {"ext": {"running_probe": False, "probes": [{"type": "tcp", "port": 1}]}}
+    assert [probe["type"] for probe in cat.health_probes(catalogue, ["ext"])] == ["tcp"]
+
+
 def test_health_probes_are_named_per_service_with_the_path_joined_to_the_url() -> None:
-    assert cat.health_probes(CATALOGUE, ORDER) == [
+    assert own_probes(cat.health_probes(CATALOGUE, ORDER)) == [
         {"type": "redis", "name": "redis ping", "port": 16379, "service": "redis"},
         {
             "type": "http",

@@ -167,7 +167,17 @@ HEALTH_DOC = {
 
 
 def test_registry_has_every_type_and_one_merged_argument_spec() -> None:
-    assert set(PROBE_TYPES) == {"http", "tcp", "redis", "process", "disk", "memory", "load", "backup"}
+    assert set(PROBE_TYPES) == {
+        "http",
+        "tcp",
+        "redis",
+        "process",
+        "disk",
+        "memory",
+        "load",
+        "backup",
+        "service",
+    }
     spec = argument_spec()
     for cls in PROBE_TYPES.values():
         assert set(cls.options) <= set(spec)
@@ -208,7 +218,7 @@ def test_adding_a_type_touches_only_the_registry(monkeypatch: pytest.MonkeyPatch
         ([{"port": 80}], "probe 1 (no type): type is required (one of: backup, disk, http, load, memory"),
         ([{"type": "tcp", "port": 1}, {"type": "ftp", "name": "files"}],
          "probe 2 (files): unknown probe type 'ftp' "
-         "(known types: backup, disk, http, load, memory, process, redis, tcp)"),
+         "(known types: backup, disk, http, load, memory, process, redis, service, tcp)"),
         ([{"type": "tcp"}], "probe 1 (tcp): option port is required for tcp probes"),
         ([{"type": "tcp", "port": 70000}], "probe 1 (tcp): port 70000 is not between 1 and 65535"),
         ([{"type": "tcp", "port": "eighty"}], "probe 1 (tcp): option port: expected an integer"),

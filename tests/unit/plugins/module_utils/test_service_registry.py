@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceBackend
-from ansible_collections.aitbc.ops.plugins.module_utils.service.manage import STATES, select_backend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.registry import BACKENDS
 from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError, ServiceSpec
+from ansible_collections.aitbc.ops.plugins.module_utils.service_manage import STATES, select_backend
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -47,7 +47,17 @@ def test_registry_matches_the_module_documentation() -> None:
     assert spec_fields <= set(options), spec_fields - set(options)
     returned = yaml.safe_load(docs["RETURN"])["service"]["contains"]
     systemd_only = {"restarts", "result", "active_since"}
-    assert set(returned) == {"name", "backend", "active", "pid", "uptime_s", "detail", *systemd_only}
+    process_only = {"port_held_by"}
+    assert set(returned) == {
+        "name",
+        "backend",
+        "active",
+        "pid",
+        "uptime_s",
+        "detail",
+        *systemd_only,
+        *process_only,
+    }
     for name, cls in BACKENDS.items():
         assert issubclass(cls, ServiceBackend) and cls.name == name
         for method in ("detect", "status", "start", "stop", "restart", "reload", "logs"):

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2025, aitbc-ops developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The service module's entry point: pick a backend, bring the service to its state, gate on health.
+"""The service module's entry point (outside the service package: it gates on the probes, and the
+``service`` probe type reads the backends): pick a backend, bring the service to its state, gate on health.
 
 :func:`manage_service` takes the module's params and returns the result dict for exit_json; any failure
 raises :class:`ServiceError` with a one-line message.
@@ -15,9 +16,8 @@ from typing import Any
 
 from ansible_collections.aitbc.ops.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.registry import build_probes, run_probes
-from ansible_collections.aitbc.ops.plugins.module_utils.service.base import ServiceBackend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.process import OLDER_COMMAND, ProcessBackend
-from ansible_collections.aitbc.ops.plugins.module_utils.service.registry import BACKENDS
+from ansible_collections.aitbc.ops.plugins.module_utils.service.registry import select_backend
 from ansible_collections.aitbc.ops.plugins.module_utils.service.spec import ServiceError, ServiceSpec, Status
 
 STATES = ("started", "stopped", "restarted", "reloaded", "status")
@@ -26,21 +26,6 @@ _DONE = {"start": "started", "stop": "stopped", "restart": "restarted", "reload"
 _STATUS_CORE = ("active", "pid", "uptime_s", "detail", "warnings")
 
 ProbeResults = list[dict[str, Any]]
-
-
-def select_backend(spec: ServiceSpec, backend: str = "auto") -> ServiceBackend:
-    if backend and backend != "auto":
-        cls = BACKENDS.get(backend)
-        if cls is None:
-            raise ServiceError(f"unknown backend: {backend} (choose from auto, {', '.join(BACKENDS)})")
-        return cls(spec)
-    for cls in BACKENDS.values():
-        if cls.detect(spec):
-            return cls(spec)
-    raise ServiceError(
-        f"cannot detect a backend for service {spec.name}: no command or pidfile given, no systemd unit, "
-        f"no supervisor program, no docker container and no /etc/init.d script by that name; set backend"
-    )
 
 
 def probe_runner(probes: list[dict[str, Any]], service: str | None = None) -> Callable[[], ProbeResults]:
@@ -124,11 +109,17 @@ def _predicted(action: str, before: Status) -> dict[str, Any]:
     return {"state": "running", "pid": before["pid"] if action == "reload" else None}
 
 
+# The settle time of a start behind a health gate, unless one is given (without a gate: ServiceSpec's).
+GATED_SETTLE = 1.0
+
+
 def _manage_service(params: dict[str, Any], check_mode: bool, diff: bool) -> dict[str, Any]:
     state = params.get("state") or "status"
     if state not in STATES:
         raise ServiceError(f"unknown state: {state} (choose from {', '.join(STATES)})")
     spec = ServiceSpec.from_params(params)
+    if params.get("settle") is None and params.get("start_timeout") is None and params.get("wait_healthy"):
+        spec.settle = GATED_SETTLE  # the health gate's first probe is the service's own state
     backend = select_backend(spec, params.get("backend") or "auto")
     name = spec.name
 
