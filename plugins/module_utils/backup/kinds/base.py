@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from typing import Any
 
-from ansible_collections.aitbc.ops.plugins.module_utils._files import fsync_file
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
     RESTORE_TMP,
     BackupError,
@@ -68,20 +68,34 @@ def owner_of(path: str) -> dict[str, Any]:
     return {"mode": oct(st.st_mode & 0o7777), "uid": st.st_uid, "gid": st.st_gid}
 
 
-def apply_owner(path: str, entry: Entry) -> None:
+def apply_owner(fd: int, entry: Entry) -> None:
+    """The recorded mode and owner, set on an open file: never through a path a link could redirect."""
     owner = entry.get("owner") or {}
     if "mode" in owner:
-        os.chmod(path, int(owner["mode"], 8))
+        os.fchmod(fd, int(owner["mode"], 8))
     if os.geteuid() == 0 and "uid" in owner:
-        os.chown(path, owner["uid"], owner["gid"])
+        os.fchown(fd, owner["uid"], owner["gid"])
 
 
 def stage_copy(src: str, target: str, entry: Entry) -> str:
-    """Copy ``src`` to a temp file beside ``target`` (same filesystem, so ``os.replace`` is atomic), with
-    the owner and mode the manifest recorded, synced to disk; returns the temp file's path."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = target + RESTORE_TMP
-    shutil.copyfile(src, tmp)
-    apply_owner(tmp, entry)
-    fsync_file(tmp)
+    """Copy ``src`` to a new temp file beside ``target`` (same filesystem, so ``os.replace`` is atomic),
+    with the owner and mode the manifest recorded, synced to disk; returns the temp file's path.
+
+    The folder may belong to the service's account, which could plant a link under a fixed name: the temp
+    file has a random name and is created exclusively, not following links (mkstemp: O_EXCL, O_NOFOLLOW),
+    and its mode and owner are set through its descriptor."""
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(target) + RESTORE_TMP + "-")
+    try:
+        with open(src, "rb") as source, os.fdopen(os.dup(fd), "wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+            out.flush()
+        apply_owner(fd, entry)
+        os.fsync(fd)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        os.close(fd)
     return tmp

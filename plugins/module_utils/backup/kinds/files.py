@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 import tarfile
+import tempfile
 from typing import Any
 
 from ansible_collections.aitbc.ops.plugins.module_utils import vault_format
@@ -101,9 +102,9 @@ class FilesKind(SourceKind):
         """Unpack beside ``target`` and swap it in; the old folder goes (the pre-restore set holds it)."""
         parent = os.path.dirname(target.rstrip("/"))
         os.makedirs(parent, exist_ok=True)
-        staging = target.rstrip("/") + RESTORE_TMP
-        shutil.rmtree(staging, ignore_errors=True)
-        os.makedirs(staging, mode=0o700)
+        # A fresh private folder (random name, 0700): nothing planted under a fixed name is followed.
+        name = os.path.basename(target.rstrip("/"))
+        staging = tempfile.mkdtemp(dir=parent, prefix=name + RESTORE_TMP + "-")
         try:
             unpacked = self.extract(entry, src, staging, key)
             old = target.rstrip("/") + RESTORE_OLD
