@@ -34,7 +34,8 @@ INCIDENT_DIR = "incidents"
 STATE_FILE = "incidents/.heartbeat-state.json"
 ID_RE = re.compile(r"^INC-\d{8}-\d{3,}$")
 TIMELINE_RE = re.compile(r"^- (?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (?P<text>.*)$")
-RESOLVED_LINE = "- **Status:** resolved"
+# The fields a record cannot be read without.
+REQUIRED_FIELDS = ("Status", "Host", "Service", "Check", "Opened", "Updated")
 ARCHIVE_LINK = "[failure-archive.md](../failures/failure-archive.md)"
 
 log = logging.getLogger(__name__)
@@ -106,29 +107,36 @@ class Incident:
         lines += ["", "## Timeline", ""]
         lines += [f"- {format_time(t.time)} {t.text}" for t in self.timeline]
         if self.diagnostics:
-            lines += ["", "## Diagnostics", "", "```text", self.diagnostics.rstrip(), "```"]
+            fence = fence_for(self.diagnostics)
+            lines += ["", "## Diagnostics", "", f"{fence}text", self.diagnostics.rstrip(), fence]
         if self.debugging_notes:
             lines += ["", "## Debugging notes", "", self.debugging_notes.rstrip()]
         return "\n".join(lines) + "\n"
 
     @classmethod
     def from_markdown(cls, text: str) -> Incident:
+        """Parse a record. Host text inside it (log lines in the timeline or diagnostics) is data: lines
+        end only at a newline (not at U+2028, FS or FF, as str.splitlines would have it) and headings in a
+        fence are not headings. A record that lacks its id or fields raises IncidentError."""
         heading, _, rest = text.partition("\n")
         incident_id, _, summary = heading.removeprefix("# ").partition(": ")
+        if not ID_RE.match(incident_id):
+            raise IncidentError(f"not an incident record (heading {heading[:60]!r})")
         fields: dict[str, str] = {}
         timeline: list[TimelineEntry] = []
         sections = _sections(rest)
-        for line in sections.get("", "").splitlines():
+        for line in sections.get("", "").split("\n"):
             match = FIELD_RE.match(line)
             if match:
-                fields[match["key"]] = match["value"].strip()
-        for line in sections.get("Timeline", "").splitlines():
+                fields.setdefault(match["key"], match["value"].strip())
+        missing = [name for name in REQUIRED_FIELDS if name not in fields]
+        if missing:
+            raise IncidentError(f"{incident_id}: record lacks {', '.join(missing)}")
+        for line in sections.get("Timeline", "").split("\n"):
             match = TIMELINE_RE.match(line)
             if match:
                 timeline.append(TimelineEntry(parse_time(match["time"]), match["text"]))
-        diagnostics = (
-            sections.get("Diagnostics", "").strip().removeprefix("```text").removesuffix("```").strip()
-        )
+        diagnostics = _unfenced(sections.get("Diagnostics", ""))
         resolved = fields.get("Resolved", "-")
         archive = failures.ENTRY_ID_RE.search(fields.get("Archive", ""))
         return cls(
@@ -172,16 +180,44 @@ class Incident:
         return data
 
 
+FENCE_RE = re.compile(r"^(`{3,})")
+
+
+def fence_for(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``, so no line of it can close the fence."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _unfenced(section: str) -> str:
+    """The content of the fenced block of a section."""
+    lines = section.strip().split("\n")
+    opening = FENCE_RE.match(lines[0]) if lines else None
+    if opening is None:
+        return section.strip()
+    fence = opening.group(1)
+    body = lines[1:-1] if len(lines) > 1 and lines[-1].strip() == fence else lines[1:]
+    return "\n".join(body).strip()
+
+
 def _sections(text: str) -> dict[str, str]:
-    """Level-2 sections of a record body; '' holds what precedes the first heading."""
+    """Level-2 sections of a record body; '' holds what precedes the first heading. Lines end at a newline
+    only, and a `## ` line inside a code fence is content, not a heading."""
     sections: dict[str, list[str]] = {"": []}
     current = ""
-    for line in text.splitlines():
-        if line.startswith("## "):
+    fence = ""
+    for line in text.split("\n"):
+        opening = FENCE_RE.match(line)
+        if fence:
+            if opening and line.strip() == opening.group(1) and len(opening.group(1)) >= len(fence):
+                fence = ""
+        elif opening:
+            fence = opening.group(1)
+        elif line.startswith("## "):
             current = line[3:].strip()
             sections[current] = []
-        else:
-            sections[current].append(line)
+            continue
+        sections[current].append(line)
     return {name: "\n".join(lines) for name, lines in sections.items()}
 
 
@@ -200,9 +236,11 @@ class IncidentStore:
         return self.store.path(INCIDENT_DIR)
 
     def all(self) -> list[Incident]:
+        """Every readable record. A stray or broken file under incidents/ is skipped with a warning: it
+        must not stop a heartbeat before its pages and its daily entry."""
         if not self.folder.is_dir():
             return []
-        found = [Incident.from_markdown(p.read_text()) for p in sorted(self.folder.glob("INC-*.md"))]
+        found = [incident for path in sorted(self.folder.glob("INC-*.md")) if (incident := _read(path))]
         return sorted(found, key=lambda i: (i.opened, i.id))
 
     def get(self, incident_id: str) -> Incident:
@@ -285,11 +323,25 @@ class IncidentStore:
         return incident
 
 
-def _resolved_on_disk(path: Path) -> bool:
+def _read(path: Path) -> Incident | None:
+    """The record in ``path``, or None (with a warning) when it is not one, or its id is not its name."""
     try:
-        return RESOLVED_LINE in path.read_text().splitlines()
-    except FileNotFoundError:
+        incident = Incident.from_markdown(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, ValueError, IncidentError) as exc:
+        log.warning("skipping %s: %s", path.name, exc)
+        return None
+    if incident.id != path.stem:
+        log.warning("skipping %s: it holds the record of %s", path.name, incident.id)
+        return None
+    return incident
+
+
+def _resolved_on_disk(path: Path) -> bool:
+    """Is the saved record resolved? Its Status field, parsed: a logged status line elsewhere is data."""
+    if not path.is_file():
         return False
+    saved = _read(path)
+    return saved is not None and saved.status == "resolved"
 
 
 def _archive(store: MemoryStore, incident: Incident) -> None:
