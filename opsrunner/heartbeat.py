@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ from .incidents import (
 from .memory import MemoryStore, atomic_write, format_time, utcnow
 from .recorder import Recorder, RunRecord, TaskResult
 
+log = logging.getLogger(__name__)
+
 HOST_SERVICE = "host"  # probes of the host itself (disk, memory, load), and reachability
 # One JSON line per heartbeat run (the status page's grid and uptime timeline), bounded in length.
 HISTORY_FILE = "incidents/.heartbeat-history.jsonl"
@@ -35,22 +38,52 @@ HISTORY_MAX_LINES = 5000
 HISTORY_KEEP_LINES = 4000
 
 
+class SettingsError(ValueError):
+    """A heartbeat setting out of range: a configuration error (exit 2), named by its role variable."""
+
+
+# The counts of HeartbeatConfig, each at least 1: 0 would open no incident, restart on every heartbeat
+# and never escalate, or never restart and so never page.
+COUNTS = ("failure_threshold", "success_threshold", "max_restarts", "restart_window")
+
+
+def _whole(value: Any) -> int | None:
+    """A whole number from an inventory value (2, "2", 2.0), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
+
+
 @dataclass
 class HeartbeatConfig:
+    """The heartbeat's thresholds, checked here, the one place: the recorder and the restart planner
+    (lookup aitbc.ops.heartbeat_plan) build it, and the playbook's filter aitbc.ops.heartbeat_settings
+    checks it before any host is probed."""
+
     failure_threshold: int = 2  # consecutive failed heartbeats before an incident opens
     success_threshold: int = 1  # consecutive healthy heartbeats before it resolves
     max_restarts: int = 3  # restarts of one service ...
     restart_window: int = 6  # ... within this many heartbeats
     remediate: bool = True
 
+    def __post_init__(self) -> None:
+        for name in COUNTS:
+            value = getattr(self, name)
+            number = _whole(value)
+            if number is None or number < 1:
+                hint = "; to only report, set heartbeat_remediate: false (--no-remediate)"
+                raise SettingsError(
+                    f"heartbeat_{name} must be a whole number of 1 or more, not {value!r}"
+                    + (hint if name in ("max_restarts", "restart_window") else "")
+                )
+            setattr(self, name, number)
+        self.remediate = str(self.remediate).lower() not in ("false", "0", "no")
+
     @classmethod
     def from_labels(cls, labels: dict[str, Any]) -> HeartbeatConfig:
-        known = {k: labels[k] for k in cls.__dataclass_fields__ if k in labels}
-        config = cls(**known)
-        config.remediate = str(config.remediate).lower() not in ("false", "0", "no")
-        for name in ("failure_threshold", "success_threshold", "max_restarts", "restart_window"):
-            setattr(config, name, max(1, int(getattr(config, name))))
-        return config
+        return cls(**{k: labels[k] for k in cls.__dataclass_fields__ if k in labels})
 
 
 @dataclass
@@ -175,6 +208,16 @@ class HeartbeatHooks:
     def active(self) -> bool:
         return self.expected or self.config is not None
 
+    @staticmethod
+    def _config(labels: dict[str, Any]) -> HeartbeatConfig:
+        """The run's thresholds. The playbook checked them before any probe (filter heartbeat_settings); a
+        run that skipped that check gets the defaults rather than a recorder that stops mid-run."""
+        try:
+            return HeartbeatConfig.from_labels(labels)
+        except SettingsError as exc:
+            log.warning("heartbeat settings ignored, defaults used: %s", exc)
+            return HeartbeatConfig()
+
     def healthy(self) -> bool:
         """No host unreachable, every final probe ok, and no crash that systemd repaired since the last run
         (known once the state is applied)."""
@@ -195,7 +238,7 @@ class HeartbeatHooks:
             labels = res.get("labels") or {}
             if "heartbeat" not in labels:
                 return
-            self.config = self.config or HeartbeatConfig.from_labels(labels)
+            self.config = self.config or self._config(labels)
             target = self.report(result.host).rechecks if labels["heartbeat"] == "recheck" else None
             target = target if target is not None else self.report(result.host).probes
             for probe in res.get("results") or []:
@@ -498,16 +541,18 @@ def _escalations(state, host, report, active, config, now) -> list[Transition]:
         still_failing = not state.checks.get(incident.key, CheckState()).last_ok
         if not still_failing:
             continue
-        unrecoverable = incident.service == HOST_SERVICE
+        # Escalation is the page of an outage: without remediation nothing will fix it, so it pages at once.
+        unrecoverable = incident.service == HOST_SERVICE or not config.remediate
         spent = state.restarts_within(host, incident.service, config.restart_window) >= config.max_restarts
-        if unrecoverable or (config.remediate and spent):
+        if unrecoverable or spent:
             incident.escalated = True
+            budget = f"{config.max_restarts} restart(s) within {config.restart_window} heartbeats"
             why = (
-                "no automatic recovery for it"
+                "remediation is off (heartbeat_remediate: false)"
+                if not config.remediate
+                else "no automatic recovery for it"
                 if unrecoverable
-                else (
-                    f"{config.max_restarts} restart(s) within {config.restart_window} heartbeats did not help"
-                )
+                else f"{budget} did not help"
             )
             incident.note(f"escalated: {why}", now)
             changes.append(

@@ -83,15 +83,18 @@ class LookupModule(LookupBase):
             raise AnsibleError(
                 "aitbc.ops.heartbeat_plan needs the opsrunner package (shipped in this collection)"
             )
-        from opsrunner.heartbeat import HeartbeatConfig, restart_plan
+        from opsrunner.heartbeat import HeartbeatConfig, SettingsError, restart_plan
         from opsrunner.memory import MemoryStore
 
         failing = [t for term in terms for t in (term if isinstance(term, list) else [term])]
-        config = HeartbeatConfig(
-            failure_threshold=self.get_option("failure_threshold"),
-            max_restarts=self.get_option("max_restarts"),
-            restart_window=self.get_option("restart_window"),
-            remediate=self.get_option("remediate"),
-        )
+        try:
+            config = HeartbeatConfig(
+                failure_threshold=self.get_option("failure_threshold"),
+                max_restarts=self.get_option("max_restarts"),
+                restart_window=self.get_option("restart_window"),
+                remediate=self.get_option("remediate"),
+            )
+        except SettingsError as exc:
+            raise AnsibleError(str(exc)) from exc
         store = MemoryStore(self.get_option("memory_dir"))
         return restart_plan(store, self.get_option("host"), failing, config)
