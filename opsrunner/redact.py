@@ -2,14 +2,20 @@
 
 The recorder owns one Redactor per run. It learns secret values from three places: variables whose
 names look secret, values that came out of ansible-vault, and environment variables with secret names.
-Every string that later passes through `redact()` has those values masked, wherever they appear.
+Every string that later passes through `redact()` has those values masked, wherever they appear, and
+then whatever looks secret whatever its name (password=..., Bearer tokens, scheme://user:PASS@) masked by
+the collection's one masker, plugins/module_utils/masking.py, the same file log review runs on hosts.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 MASK = "********"
@@ -20,6 +26,10 @@ SECRET_NAME_RE = re.compile(
     re.IGNORECASE,
 )
 
+# The memo of masked strings: only short ones, and a bounded number of them.
+CACHED_LENGTH = 256
+CACHED_STRINGS = 50_000
+
 # Shorter values would mask ordinary words and numbers all over the record.
 MIN_SECRET_LENGTH = 4
 
@@ -27,6 +37,25 @@ NO_LOG_MARKER = "the output has been hidden due to the fact that 'no_log: true' 
 
 # Result keys kept from a no_log result: the flags the recorder needs, never the content.
 NO_LOG_KEPT_KEYS = ("changed", "failed", "skipped", "unreachable", "rc")
+
+
+def _load_masker() -> ModuleType:
+    """The collection's masker, by path: opsrunner ships at the collection's root (plugin_utils/recorder.py),
+    and the masker imports nothing but the standard library."""
+    name = "aitbc_ops_masking"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent.parent / "plugins" / "module_utils" / "masking.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"the masker is missing: {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+mask_secrets: Callable[[str], str] = _load_masker().mask_secrets
 
 
 def is_secret_name(name: str) -> bool:
@@ -53,6 +82,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._masked: dict[str, str] = {}
         self.add(secrets)
 
     @property
@@ -64,6 +94,7 @@ class Redactor:
             values = [values]
         new = {v for v in values if len(v) >= MIN_SECRET_LENGTH and v != MASK} - self._secrets
         if new:
+            self._masked.clear()  # masked with fewer secrets than it now knows
             self._secrets |= new
             # Longest first, so a secret that contains another is masked whole.
             ordered = sorted(self._secrets, key=len, reverse=True)
@@ -86,9 +117,9 @@ class Redactor:
                         self.add_from_mapping(item)
 
     def redact_text(self, text: str) -> str:
-        if self._pattern is None or not text:
+        if not text:
             return text
-        return self._pattern.sub(MASK, text)
+        return mask_secrets(self._pattern.sub(MASK, text) if self._pattern is not None else text)
 
     def redact(self, value: Any) -> Any:
         """A copy of value with secret values masked and secret-named entries blanked."""
@@ -128,10 +159,18 @@ class Redactor:
         return value
 
     def _mask(self, text: str) -> str:
+        # Event strings repeat (task names, hosts, module arguments): short ones are masked once.
+        known = self._masked.get(text)
+        if known is not None:
+            return known
+        masked = text
         pattern = self._pattern
-        if pattern is not None and pattern.search(text):
-            return pattern.sub(MASK, text)
-        return text
+        if pattern is not None and pattern.search(masked):
+            masked = pattern.sub(MASK, masked)
+        masked = mask_secrets(masked)
+        if len(text) <= CACHED_LENGTH and len(self._masked) < CACHED_STRINGS:
+            self._masked[text] = masked
+        return masked
 
 
 _secret_name_cache: dict[str, bool] = {}

@@ -330,13 +330,30 @@ def scrub_artifacts(artifact_dir: Path, redactor: Redactor, stdout_lines: list[s
 
 
 def scrub_file(path: Path, redactor: Redactor) -> None:
+    """Mask secrets in one artifact. JSON is masked structurally (a secret holding a quote or a backslash is
+    escaped in JSON, so a text match would miss it, and masking text could break the document); anything
+    else, or JSON cut short by a killed run, as text."""
     try:
         text = path.read_text()
     except (UnicodeDecodeError, OSError):
         return
-    clean = redactor.redact_text(text)
+    clean = scrub_json(text, redactor) if text.lstrip().startswith(("{", "[")) else None
+    if clean is None:
+        clean = redactor.redact_text(text)
     if clean != text:
         atomic_write(path, clean, mode=0o600)
+
+
+def scrub_json(text: str, redactor: Redactor) -> str | None:
+    """The JSON document ``text`` with its strings masked, or None when it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    clean = redactor.redact_in_place(data)
+    if clean == json.loads(text):
+        return text  # nothing to mask: leave the file as ansible-runner wrote it
+    return json.dumps(clean, ensure_ascii=False)
 
 
 def prune_artifacts(artifacts_root: Path, max_age_days: float) -> list[Path]:

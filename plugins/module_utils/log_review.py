@@ -31,6 +31,7 @@ from typing import Any
 
 from ansible_collections.aitbc.ops.plugins.module_utils._files import atomic_write
 from ansible_collections.aitbc.ops.plugins.module_utils._text import utcnow_iso
+from ansible_collections.aitbc.ops.plugins.module_utils.masking import mask_secrets
 
 DEFAULT_CURSOR_DIR = "/var/lib/aitbc-ops/log-cursors"
 DEFAULT_MAX_LINES = 200000
@@ -97,13 +98,6 @@ _TIMESTAMP_RE = re.compile(
 )
 _LEADING_TS_RE = re.compile(r"^[\[(]?<ts>[\])]?[\s,:|-]*")
 _UUID_RE = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
-# Values of secret-looking keys never leave the host as they are, in templates or examples.
-# A key and its separator, matched from the key's first character only: matching the secret word inside
-# the key with a regex ([\w-]*password[\w-]*) was quadratic on a long dash-joined word.
-_KV_KEY_RE = re.compile(r"(?<![\w-])([\w-]+)[\"']?\s*[=:]\s*")
-_KV_VALUE_RE = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s,;&]+")
-_SECRET_WORD_RE = re.compile(r"(?i)password|passwd|passphrase|secret|token|api[_-]?keys?|private[_-]?key")
-_AUTH_HEADER_RE = re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic|token)\s+)\S+")
 _QUOTED_RE = re.compile(r"(?<![\w\\])\"[^\"\n]*\"|(?<![\w\\])'[^'\n]*'(?!\w)")
 _ID_KV_RE = re.compile(r"\b((?:[A-Za-z]+[_-])?(?:id|ID)|[a-z]+Id)=(?:\"[^\"]*\"|'[^']*'|[^\s,;&]+)")
 _IP_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?(?![\w.])")
@@ -117,27 +111,6 @@ TRACEBACK_RE = re.compile(r"Traceback \(most recent call last\):")
 # The last line of a Python traceback: "ValueError: msg", "pkg.mod.Error", "KeyboardInterrupt".
 _EXCEPTION_LINE_RE = re.compile(r"^[A-Za-z_][\w.]*(?::\s.*|:)?$")
 _TRACEBACK_CONTINUATION = ("During handling of the above exception", "The above exception was the direct")
-
-
-def mask_secrets(line: str) -> str:
-    """Mask the values of password=, token=, api_key: ... and Authorization headers in one line."""
-    return _AUTH_HEADER_RE.sub(lambda m: m.group(1) + "<secret>", _mask_secret_values(line))
-
-
-def _mask_secret_values(line: str) -> str:
-    """Replace the value after each secret-looking key; other keys' values are searched for keys too."""
-    out: list[str] = []
-    pos = 0
-    while (key := _KV_KEY_RE.search(line, pos)) is not None:
-        value = _KV_VALUE_RE.match(line, key.end()) if _SECRET_WORD_RE.search(key.group(1)) else None
-        if value is None:
-            out.append(line[pos : key.end()])
-            pos = key.end()
-            continue
-        out.append(line[pos : key.end()] + "<secret>")
-        pos = value.end()
-    out.append(line[pos:])
-    return "".join(out)
 
 
 def _normalize_path(match: re.Match[str]) -> str:

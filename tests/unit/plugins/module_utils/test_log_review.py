@@ -16,11 +16,11 @@ from ansible_collections.aitbc.ops.plugins.module_utils.log_review import (
     compile_patterns,
     cursor_path,
     journal_level,
-    mask_secrets,
     normalize,
     review_logs,
     signature_id,
 )
+from ansible_collections.aitbc.ops.plugins.module_utils.masking import mask_secrets
 
 # ------------------------------------------------------------------------------------------ helpers
 
