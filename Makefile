@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 WHEELHOUSE := .work/wheelhouse
 DEB_PACKAGES := openssh-server openssh-client redis-server sqlite3 supervisor iproute2 procps cron \
-	debootstrap systemd-container docker.io python3-cryptography chromium
+	debootstrap systemd-container docker.io python3-cryptography chromium nginx memcached
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 .PHONY: demo test setup deb-deps lint sanity units clean demo-down
@@ -52,12 +52,18 @@ $(WHEELHOUSE)/.done: $(VENV)/.installed requirements.txt
 	  "ansible-core==$$($(BIN)/python -c 'import ansible; print(ansible.__version__)')"
 	touch $@
 
-# Debian packages, installed only when missing and only as root (others get a clear hint).
+# Debian packages, installed only when missing and only as root (others get a clear hint). The tests run
+# redis-server, nginx and memcached themselves: a policy-rc.d (exit 101) keeps the install from starting
+# their Debian services (on port 6379, 80, 11211) where the machine has none.
 deb-deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages: $$missing"; \
+	    if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	      printf '#!/bin/sh\n# aitbc-ops make deb-deps: no daemon starts during the install\nexit 101\n' >/usr/sbin/policy-rc.d; \
+	      chmod 755 /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+	    fi; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "missing Debian packages (install as root): $$missing"; fi; \
 	fi
