@@ -69,8 +69,27 @@ for command in (
     cli.add_command(command)
 
 
+# Before 2.19, extra vars were templated: `opsrunner service status "{{ lookup('pipe', 'id') }}"` would run
+# a command on the controller. From 2.19 on, values passed in are data (untrusted, never templated).
+MIN_ANSIBLE_CORE = (2, 19)
+
+
+def check_ansible_core(version: str) -> None:
+    """Refuse an ansible-core older than MIN_ANSIBLE_CORE (exit 2)."""
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < MIN_ANSIBLE_CORE:
+        wanted = ".".join(map(str, MIN_ANSIBLE_CORE))
+        raise BadInput(
+            f"ansible-core {version} is too old: opsrunner needs {wanted} or newer, where the values it "
+            f"passes to playbooks are data and never templated (pip install 'ansible-core>={wanted}')"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
+        from ansible.release import __version__ as ansible_core_version
+
+        check_ansible_core(ansible_core_version)
         cli.main(args=argv, prog_name="opsrunner", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from opsrunner.cli import cli
+from opsrunner.cli import check_ansible_core, cli
 from opsrunner.cli.context import Context, playbook_request
 from opsrunner.cli.options import parse_extra_vars
 from opsrunner.settings import BadInput, Settings
@@ -90,3 +90,14 @@ def test_the_root_group_holds_every_command() -> None:
         "service",
         "verify",
     ]
+
+
+@pytest.mark.parametrize("version", ["2.16.14", "2.18.3", "1.9"])
+def test_an_old_ansible_core_is_refused(version: str) -> None:
+    with pytest.raises(BadInput, match=f"ansible-core {version} is too old: opsrunner needs 2.19 or newer"):
+        check_ansible_core(version)
+
+
+@pytest.mark.parametrize("version", ["2.19.0", "2.19.4", "2.20.0rc1", "3.0.0"])
+def test_a_current_ansible_core_is_accepted(version: str) -> None:
+    check_ansible_core(version)
