@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -402,7 +403,7 @@ def _observe(state, incidents, store, active, host, report, outcome, config, now
     if ok and incident and checked.successes >= config.success_threshold:
         return [_resolve(incident, report, service, now)]
     if not ok and incident:
-        if detail != previous_detail:
+        if failure_shape(detail) != failure_shape(previous_detail):
             incident.note(f"still failing: {redact(detail)}", now)
         return []
     if not ok and checked.failures >= config.failure_threshold:
@@ -473,6 +474,15 @@ def _crashes(state, incidents, store, active, host, report, now) -> list[Transit
         active[incident.key] = incident
         changes.append(Transition("opened", incident, f"{incident.id} opened: {incident.summary}: {text}"))
     return changes
+
+
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+
+
+def failure_shape(detail: str | None) -> str:
+    """A failure's detail without its numbers (latencies, pids, sizes): the same failure measured again is
+    not news for the incident's timeline, a different one is."""
+    return _NUMBER_RE.sub("#", detail or "")
 
 
 def _count(checked: CheckState, ok: bool, detail: str) -> None:

@@ -252,8 +252,12 @@ class IncidentStore:
         return Incident.from_markdown(path.read_text())
 
     def active(self) -> dict[str, Incident]:
-        """Unresolved incidents by key: the deduplication index."""
-        return {i.key: i for i in self.all() if i.active}
+        """Unresolved incidents by key: the deduplication index. Every heartbeat asks, and resolved records
+        pile up: their Status is read from the head of the file, and only the others are parsed."""
+        if not self.folder.is_dir():
+            return {}
+        found = [_read(path) for path in sorted(self.folder.glob("INC-*.md")) if not _resolved_head(path)]
+        return {i.key: i for i in sorted(filter(None, found), key=lambda i: (i.opened, i.id)) if i.active}
 
     def save(self, incident: Incident) -> Path:
         """Write the record; on its transition to resolved, file it in the failure archive first."""
@@ -334,6 +338,23 @@ def _read(path: Path) -> Incident | None:
         log.warning("skipping %s: it holds the record of %s", path.name, incident.id)
         return None
     return incident
+
+
+# The fields block of a record is its first lines; a resolved record says so there.
+HEAD_BYTES = 4096
+RESOLVED_FIELD = "- **Status:** resolved"
+
+
+def _resolved_head(path: Path) -> bool:
+    """Does the record's fields block (before its first `## ` heading) say resolved? A cheap read of the
+    file's head; anything unclear is False, and the full parse decides."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return False
+    fields = head.split("\n## ", 1)[0].split("\n")
+    return RESOLVED_FIELD in fields[1:]
 
 
 def _resolved_on_disk(path: Path) -> bool:

@@ -74,6 +74,9 @@ def test_serial_deploy_then_broken_release_rolls_back_its_batch_and_stops(
         h: ("2", "1") for h in ("t1", "t2", "t3")
     }
     assert all(runs(stack, ansible_env, h, "2") for h in ("t1", "t2", "t3"))
+    # The release holds the artifact's content: no copy of it is left to fill the disk.
+    apps = [stack.host(h).state_dir / "apps" / "coordinator-api" for h in ("t1", "t2", "t3")]
+    assert all((app / "releases" / "2").is_dir() and not (app / "artifacts").exists() for app in apps)
     store = MemoryStore(tmp_path / "ai-memory")
     assert sorted((d.kind, d.outcome, d.hosts[0]) for d in store.decisions()) == [
         ("deploy", "deployed", h) for h in ("t1", "t2", "t3")

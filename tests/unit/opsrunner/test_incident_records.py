@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from opsrunner.heartbeat import failure_shape
 from opsrunner.incidents import Incident, IncidentError, IncidentStore, fence_for
 from opsrunner.memory import MemoryStore, utcnow
 
@@ -79,3 +80,25 @@ def test_a_record_under_another_name_is_skipped(store: IncidentStore) -> None:
 def test_parsing_a_record_without_its_id_is_an_error() -> None:
     with pytest.raises(IncidentError, match="not an incident record"):
         Incident.from_markdown("# ../x: summary\n")
+
+
+def test_active_parses_only_records_that_are_not_resolved(store: IncidentStore, monkeypatch) -> None:
+    incident = opened(store)
+    store.resolve(incident.id, by="test")
+    still = store.open("t2", "db", "db tcp", "db tcp: refused", "failing", utcnow())
+    parsed: list[str] = []
+    original = Incident.from_markdown.__func__
+
+    def counting(cls, text: str) -> Incident:
+        parsed.append(text.split(":", 1)[0])
+        return original(cls, text)
+
+    monkeypatch.setattr(Incident, "from_markdown", classmethod(counting))
+    assert list(store.active()) == [still.key]
+    assert parsed == [f"# {still.id}"]
+
+
+def test_the_same_failure_measured_again_is_not_news() -> None:
+    assert failure_shape("500 in 12 ms") == failure_shape("500 in 873 ms")
+    assert failure_shape("500 in 12 ms") != failure_shape("connection refused")
+    assert failure_shape(None) == ""
