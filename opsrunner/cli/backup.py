@@ -40,7 +40,7 @@ def backup(
         for r in outcome.record.results_for("aitbc.ops.backup")
         if not r.failed and r.result.get("backup")
     }
-    idle = nothing_to_back_up(outcome.record)
+    idle = idle_hosts(outcome.record, "aitbc.ops.backup")
     if idle and not as_json:
         click.echo(
             f"nothing to back up on {', '.join(idle)}: no service there has databases or backup entries"
@@ -48,9 +48,9 @@ def backup(
     finish(outcome, as_json, {"sets": sets, "nothing_to_back_up": idle})
 
 
-def nothing_to_back_up(record: RunRecord) -> list[str]:
-    """Hosts the role let go early (no sources): they ran fine and never reached the backup module."""
-    reached = {r.host for r in record.results_for("aitbc.ops.backup")}
+def idle_hosts(record: RunRecord, action: str) -> list[str]:
+    """Hosts the role let go early (no sources): they ran fine and never reached ``action``."""
+    reached = {r.host for r in record.results_for(action) if not r.result.get("skipped")}
     return sorted(
         host
         for host, stats in record.hosts.items()
@@ -96,8 +96,11 @@ def verify(
     )
     outcome = execute(ctx, request, as_json)
     rows = report.verify_rows(outcome.record)
+    idle = idle_hosts(outcome.record, "aitbc.ops.backup_verify")
     if as_json:
-        finish(outcome, as_json, {"verified": rows})
+        finish(outcome, as_json, {"verified": rows, "nothing_to_verify": idle})
+    if idle:
+        click.echo(f"nothing to verify on {', '.join(idle)}: no service there has databases or backups")
     for row in rows:
         click.echo(
             f"{row['host']}  {row['set']}  {'ok' if row['ok'] else 'FAILED'}  ({row['checks']} checks)"

@@ -77,7 +77,11 @@ def execute(ctx: Context, request: RunRequest, as_json: bool, verbose: bool = Fa
             if event.get("stdout"):
                 click.echo(event["stdout"])
 
-    return ctx.runner().run(request, on_event=on_event)
+    outcome = ctx.runner().run(request, on_event=on_event)
+    record = outcome.record
+    if request.limit and not record.hosts and record.config_error is None and not record.failures:
+        raise BadInput(f"--limit {request.limit}: no host of the inventory matches it")
+    return outcome
 
 
 def reject_unknown_service(outcome: RunOutcome) -> None:

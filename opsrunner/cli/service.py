@@ -42,5 +42,9 @@ def service(
             )
         for warning in warnings:
             click.echo(f"  warning: {warning}")
-    services = [r.result["service"] for r in outcome.record.results if r.result.get("service")]
+    services = [
+        {"host": r.host, **r.result["service"]}
+        for r in outcome.record.results
+        if isinstance(r.result.get("service"), dict)
+    ]
     finish(outcome, as_json, {"services": services, "warnings": warnings})

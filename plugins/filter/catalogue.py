@@ -10,6 +10,7 @@ every derived value is per host. The documentation of each filter is in ``plugin
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -26,6 +27,56 @@ MANAGED_BACKENDS = ("systemd", "docker", "supervisor")
 def service_order(catalogue: Catalogue, order: Iterable[str], having: str | None = None) -> list[str]:
     """The names of ``order`` that are catalogue services (with a ``having`` key when given), in order."""
     return [name for name in order if name in catalogue and (having is None or having in catalogue[name])]
+
+
+# Every key a catalogue entry may hold (docs: plugins/filter/checked_catalogue.yml). A key outside it is a
+# typo until proven otherwise (`probe:` for `probes:` silently dropped a check); keys of one's own start
+# with x_ (for one's own templates).
+ENTRY_KEYS = frozenset(
+    {
+        "app_root", "backend", "backup", "chdir", "command", "config", "config_secrets", "container",
+        "data_dir", "databases", "docker_host", "env", "env_file", "groups", "log_file", "log_patterns",
+        "migrate_command", "pidfile", "port", "probes", "program", "reads", "running_probe",
+        "supervisor_config", "unit", "url",
+    }
+)  # fmt: skip
+
+
+def checked_catalogue(catalogue: Any, root: str | None = None) -> dict[str, Record]:
+    """The catalogue, checked and completed: every entry a dict of known keys, and each service run by
+    the process backend given a pidfile and a log file under ``root`` (``aitbc_root``) when it names none,
+    so two inventory hosts on one machine never share them."""
+    if not isinstance(catalogue, Mapping):
+        raise AnsibleFilterError(
+            f"aitbc_services must be a dict of services (name -> entry), not {type(catalogue).__name__}"
+        )
+    out: dict[str, Record] = {}
+    for name, entry in catalogue.items():
+        if not isinstance(entry, Mapping):
+            raise AnsibleFilterError(f"service {name}: its catalogue entry must be a dict, not {entry!r}")
+        unknown = sorted(k for k in entry if k not in ENTRY_KEYS and not str(k).startswith("x_"))
+        if unknown:
+            hint = "; ".join(_did_you_mean(str(k)) for k in unknown)
+            raise AnsibleFilterError(f"service {name}: unknown key {hint} (keys of your own start with x_)")
+        completed = dict(entry)
+        if root and _runs_as_process(completed):
+            completed.setdefault("pidfile", f"{root}/run/{name}.pid")
+            completed.setdefault("log_file", f"{root}/log/{name}.log")
+        out[name] = completed
+    return out
+
+
+def _did_you_mean(key: str) -> str:
+    close = difflib.get_close_matches(key, sorted(ENTRY_KEYS), n=1)
+    return f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _runs_as_process(entry: Mapping[str, Any]) -> bool:
+    backend = entry.get("backend", "auto")
+    if backend == "process":
+        return True
+    manager_keys = ("unit", "container", "program")
+    return backend == "auto" and "command" in entry and not any(k in entry for k in manager_keys)
 
 
 def placed_services(
@@ -230,6 +281,7 @@ class FilterModule:
         return {
             "service_order": service_order,
             "placed_services": placed_services,
+            "checked_catalogue": checked_catalogue,
             "health_probes": health_probes,
             "backup_sources": backup_sources,
             "log_sources": log_sources,

@@ -212,6 +212,7 @@ def test_the_filters_are_registered_under_their_names() -> None:
         [
             "service_order",
             "placed_services",
+            "checked_catalogue",
             "health_probes",
             "backup_sources",
             "log_sources",
@@ -287,3 +288,39 @@ def test_placement_mistakes_name_the_variable(
 ) -> None:
     with pytest.raises(AnsibleFilterError, match=re.escape(message)):
         cat.placed_services(catalogue, order, ["edge"], host_services)
+
+
+def test_checked_catalogue_completes_process_services_under_the_root() -> None:
+    checked = cat.checked_catalogue(
+        {
+            "web": {"command": "serve"},
+            "db": {"backend": "systemd", "unit": "postgresql.service"},
+            "own": {"backend": "process", "command": "x", "pidfile": "/run/own.pid"},
+        },
+        "/srv/h1",
+    )
+    assert checked["web"] == {
+        "command": "serve",
+        "pidfile": "/srv/h1/run/web.pid",
+        "log_file": "/srv/h1/log/web.log",
+    }
+    assert checked["db"] == {"backend": "systemd", "unit": "postgresql.service"}
+    assert checked["own"]["pidfile"] == "/run/own.pid" and checked["own"]["log_file"] == "/srv/h1/log/own.log"
+
+
+@pytest.mark.parametrize(
+    ("catalogue", "message"),
+    [
+        ({"web": {"command": "x", "probe": []}}, "service web: unknown key 'probe' (did you mean 'probes'?)"),
+        ({"web": {"comand": "x"}}, "service web: unknown key 'comand' (did you mean 'command'?)"),
+        ({"web": "nginx"}, "service web: its catalogue entry must be a dict"),
+        ([], "aitbc_services must be a dict of services"),
+    ],
+)
+def test_checked_catalogue_names_the_mistake(catalogue: Any, message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+        cat.checked_catalogue(catalogue, "/srv")
+
+
+def test_keys_of_ones_own_start_with_x() -> None:
+    assert cat.checked_catalogue({"web": {"x_team": "shop"}}) == {"web": {"x_team": "shop"}}

@@ -1,0 +1,146 @@
+"""What the fault tests share: a stack of one's own on this machine (process services from a one-file
+inventory, local connection), a local webhook that receives pages, and the opsrunner CLI.
+
+Each test makes its own inventory, memory folder and processes in its tmp_path, on free loopback ports, and
+stops what it started by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def opsrunner(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    return subprocess.run(
+        [str(BIN / "opsrunner"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@dataclass
+class Site:
+    """A one-file inventory of web services (python3 -m http.server), one per host, all on this machine."""
+
+    root: Path
+    inventory: Path
+    memory: Path
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def pidfile(self, host: str) -> Path:
+        return self.root / host / "run" / "web.pid"
+
+    def pid(self, host: str) -> int | None:
+        try:
+            pid = int(self.pidfile(host).read_text().split()[0])
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return opsrunner("--memory-dir", str(self.memory), *args, "-i", str(self.inventory), cwd=self.root,
+                         timeout=timeout)  # fmt: skip
+
+    def stop_all(self) -> None:
+        for host in self.ports:
+            pid = self.pid(host)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+
+
+def web_site(tmp_path: Path, hosts: list[str], extra: dict | None = None, command: str | None = None) -> Site:
+    """The inventory: each host runs `web`, its own port, state under tmp_path/<host>."""
+    site = Site(tmp_path, tmp_path / "hosts.yml", tmp_path / "memory")
+    inventory_hosts = {}
+    for host in hosts:
+        port = site.ports[host] = free_port()
+        root = tmp_path / host
+        for folder in ("run", "log", "www"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        inventory_hosts[host] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "aitbc_root": str(root),
+            "web_port": port,
+        }
+    www = "--bind 127.0.0.1 --directory {{ aitbc_root }}/www"
+    serve = command or f"{sys.executable} -m http.server {{{{ web_port }}}} {www}"
+    web = {
+        "backend": "process",
+        "command": serve,
+        "port": "{{ web_port }}",
+        "url": "http://127.0.0.1:{{ web_port }}",
+        "pidfile": "{{ aitbc_root }}/run/web.pid",
+        "log_file": "{{ aitbc_root }}/log/web.log",
+        "probes": [{"type": "http", "path": "/"}],
+    }
+    site.inventory.write_text(
+        yaml.safe_dump(
+            {"all": {"vars": {"aitbc_services": {"web": web}, **(extra or {})}, "hosts": inventory_hosts}}
+        )
+    )
+    return site
+
+
+@dataclass
+class Webhook:
+    """A local receiver of apprise json:// pages."""
+
+    url: str
+    pages: list[dict] = field(default_factory=list)
+
+
+@contextmanager
+def webhook() -> Iterator[Webhook]:
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append(json.loads(body or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Webhook(f"json://127.0.0.1:{server.server_address[1]}/hook", received)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_for(check, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.1)
+    return bool(check())
