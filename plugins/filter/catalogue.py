@@ -58,7 +58,9 @@ def checked_catalogue(catalogue: Any, root: str | None = None) -> dict[str, Reco
         if unknown:
             hint = "; ".join(_did_you_mean(str(k)) for k in unknown)
             raise AnsibleFilterError(f"service {name}: unknown key {hint} (keys of your own start with x_)")
-        completed = dict(entry)
+        # copy(), not dict(): Ansible's lazy dict copies lazily, so a value is templated only when read (an
+        # entry may use a variable that only the hosts running it define).
+        completed = entry.copy() if hasattr(entry, "copy") else dict(entry)
         if root and _runs_as_process(completed):
             completed.setdefault("pidfile", f"{root}/run/{name}.pid")
             completed.setdefault("log_file", f"{root}/log/{name}.log")
