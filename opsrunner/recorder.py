@@ -322,8 +322,18 @@ class Recorder:
         return "ok"
 
 
+# Ansible's message for a loop whose items failed: the first failed item says why.
+LOOP_FAILED = "One or more items failed"
+
+
 def failure_message(res: Mapping[str, Any]) -> str:
     """The most useful single line of a failed result."""
+    if str(res.get("msg", "")).startswith(LOOP_FAILED):
+        items = [i for i in res.get("results") or [] if isinstance(i, Mapping) and i.get("failed")]
+        if items:
+            item = items[0].get("item")
+            label = item if isinstance(item, str | int) else items[0].get("ansible_loop_var", "item")
+            return one_line(f"{label}: {failure_message(items[0])}", 300)
     for key in ("msg", "reason", "stderr", "exception", "module_stderr", "stdout"):
         value = res.get(key)
         if value:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opsrunner.memory import MemoryStore
-from opsrunner.recorder import Recorder
+from opsrunner.recorder import Recorder, failure_message
 from opsrunner.redact import Redactor
 
 
@@ -106,3 +106,15 @@ def test_events_are_redacted_in_place_for_the_artifact_writer() -> None:
     event["stdout"] = "ok: [a] => pl4nted-value"
     recorder.handle(event)
     assert "pl4nted-value" not in str(event) and event["event_data"]["res"]["API_TOKEN"] == "********"
+
+
+def test_a_failed_loop_says_which_item_failed_and_why() -> None:
+    res = {
+        "msg": "One or more items failed",
+        "results": [
+            {"item": "redis", "failed": False, "msg": "ok"},
+            {"item": "coordinator-api", "failed": True, "msg": "cannot start: port 18011 held by pid 7 (x)"},
+        ],
+    }
+    assert failure_message(res) == "coordinator-api: cannot start: port 18011 held by pid 7 (x)"
+    assert failure_message({"msg": "One or more items failed", "results": []}) == "One or more items failed"
