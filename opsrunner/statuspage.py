@@ -13,6 +13,7 @@ Exit codes: 0 written (whatever the stack's health), 2 bad input, 3 every host u
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import json
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from .heartbeat import HISTORY_FILE, HOST_SERVICE
 from .incidents import Incident, IncidentStore
 from .memory import MemoryStore, atomic_write, format_time, parse_time, utcnow
 from .recorder import RunRecord
+from .redact import mask_secrets
 from .report import age_text
 from .runner import Runner, RunRequest
 from .settings import BadInput
@@ -36,7 +38,9 @@ THRESHOLDS_TASK = "Backup freshness thresholds"
 SITE_TASK = "Site facts"
 # The page's name when the report run does not say (playbooks/report.yml sends ops_site_name).
 DEFAULT_SITE = "Fleet"
-PAGE_MODE = 0o644
+# The page carries what hosts reported (service details, incident diagnostics): readable by the owner and
+# its group (the web server's, say), never by every local user.
+PAGE_MODE = 0o640
 
 # Grid cell / timeline block states.
 UP, DOWN, UNREACHABLE, ABSENT = "up", "down", "unreachable", "absent"
@@ -361,8 +365,15 @@ def run_notes(record: RunRecord) -> list[str]:
 # -- rendering -----------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)
+def masked(text: str) -> str:
+    """Host text with whatever looks secret masked (the collection's one masker, opsrunner/redact.py)."""
+    return mask_secrets(text)
+
+
 def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Every value on the page goes through here: masked, then escaped."""
+    return html.escape(masked(str(value)), quote=True)
 
 
 def when_text(iso: str, now: dt.datetime) -> str:
@@ -793,7 +804,7 @@ def write_site(out: Path, page: Page, store: MemoryStore) -> Path:
         folder = out / "incidents"
         raw = store.path("incidents", f"{incident.id}.md")
         text = raw.read_text() if raw.is_file() else incident.to_markdown()
-        atomic_write(folder / f"{incident.id}.md", text, mode=PAGE_MODE)
+        atomic_write(folder / f"{incident.id}.md", mask_secrets(text), mode=PAGE_MODE)
         atomic_write(
             folder / f"{incident.id}.html", render_incident(incident, page.generated), mode=PAGE_MODE
         )
@@ -824,13 +835,13 @@ def summary(page: Page, index: Path, code: int) -> dict[str, Any]:
         "generated": format_time(page.generated),
         "hosts": len(page.grid.rows),
         "services": {"up": sum(c.state == UP for c in cells), "down": len(page.down())},
-        "down": [{"host": c.host, "service": c.service, "detail": c.detail} for c in page.down()],
+        "down": [{"host": c.host, "service": c.service, "detail": masked(c.detail)} for c in page.down()],
         "heartbeats": len(page.history_times),
         "incidents": {"active": len(page.active_incidents()), "listed": len(page.incidents)},
         "backups": {"ok": sum(b.status == "ok" for b in page.backups), "total": len(page.backups)},
         "releases": len([r for r in page.releases if r.state == "ok"]),
         "unreachable": sorted(page.unreachable),
-        "notes": page.notes,
+        "notes": [masked(note) for note in page.notes],
     }
 
 
@@ -865,7 +876,9 @@ def summary_line(page: Page, index: Path, code: int) -> str:
     lines = [f"status page: {index}"]
     down = ", ".join(f"{c.host} {c.service}" for c in page.down()) or "none"
     lines.append(f"  services down: {down}; active incidents: {len(page.active_incidents())}")
-    lines += [f"  ! {host} unreachable: {message}" for host, message in sorted(page.unreachable.items())]
-    lines += [f"  ! {note}" for note in page.notes]
+    lines += [
+        f"  ! {host} unreachable: {masked(message)}" for host, message in sorted(page.unreachable.items())
+    ]
+    lines += [f"  ! {masked(note)}" for note in page.notes]
     lines.append(f"report: written (exit {code}), run {page.run_id}")
     return "\n".join(lines)

@@ -29,8 +29,11 @@ class EnvFileError(Exception):
 
 
 def quote(value: str) -> str:
+    """The value as written after ``KEY=``: read back unchanged by systemd's EnvironmentFile= and by the
+    process backend (service/process.py read_env_file, the same grammar). Inside double quotes a backslash
+    escapes exactly these four characters there (and in a shell, so a backtick never runs a command)."""
     if value == "" or re.search(r"[\s#\"'$`\\]", value):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+        return '"' + re.sub(r'(["$`\\])', r"\\\1", value) + '"'
     return value
 
 

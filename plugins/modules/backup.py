@@ -115,6 +115,13 @@ options:
         manifest.
     type: str
     default: ""
+  keep:
+    description:
+      - Keep the set whatever its age - M(aitbc.ops.backup_prune) never deletes it (C(keep) in the manifest,
+        RV(backup.keep)). For a set a record points at, such as the chain before a devnet reset.
+      - Delete such a set by hand (its folder) once nothing needs it.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -137,6 +144,12 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+msg:
+  description: One line - the set written (name, folder, files, size) or, in check mode, what would be copied.
+  returned: always
+  type: str
+  sample: >-
+    backup set 20261124T010000Z written to /var/backups/aitbc/node1/20261124T010000Z: 4 file(s), 1.0 MiB
 backup:
   description: The manifest of the set written (in check mode, the plan).
   returned: always
@@ -163,12 +176,16 @@ backup:
       type: list
       elements: str
       sample: []
+    keep:
+      description: Whether retention keeps the set whatever its age (O(keep)).
+      type: bool
+      sample: false
 '''
 # fmt: on
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError
-from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import create_set, plan_backup
+from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import backup_result
 
 
 def main():
@@ -194,27 +211,15 @@ def main():
             ),
             encryption_key=dict(type="str", no_log=True),
             label=dict(type="str", default=""),
+            keep=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
-    params = module.params
     try:
-        if module.check_mode:
-            plan = plan_backup(params["sources"])
-            module.exit_json(changed=True, backup={"set": None, "path": None, "files": plan, "bytes": 0})
-        manifest = create_set(
-            params["root"],
-            params["host"],
-            params["sources"],
-            key=params["encryption_key"],
-            label=params["label"],
-        )
+        result = backup_result(module.params, check_mode=module.check_mode)
     except BackupError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    manifest["plaintext_sensitive"] = [
-        f["file"] for f in manifest["files"] if f.get("sensitive") and not f.get("encrypted")
-    ]
-    module.exit_json(changed=True, backup=manifest)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,11 @@ sets:
     label:
       description: Why it was taken.
       type: str
+    keep:
+      description: >-
+        Whether retention keeps it whatever its age (taken with M(aitbc.ops.backup)
+        O(aitbc.ops.backup#module:keep)).
+      type: bool
     verified:
       description: V(true) or V(false) from the last verification, V(null) if never verified.
       type: bool

@@ -16,6 +16,8 @@ description:
     Every other complete set is deleted.
   - The newest set that passed verification is never deleted, whatever its age, so a run of failed
     backups cannot leave a host without a good set.
+  - A set marked C(keep) (M(aitbc.ops.backup) O(aitbc.ops.backup#module:keep=true), such as the chain saved
+    by a devnet reset, which its decision record points at) is never deleted; remove it by hand.
   - Partial folders older than O(partial_max_age_hours) (backups that died) are removed too; younger ones
     may belong to a backup still running and are left alone.
 author:

@@ -123,10 +123,18 @@ sets:
       sample: [{file: node.chain.db, service: blockchain-node, check: drill, ok: true,
                 detail: "SELECT count(*) FROM blocks -> 1234"}]
 failed_checks:
-  description: "Each failed check as C(<set>/<file>: <check> failed: <detail>)."
+  description: "Each failed check as its own entry, C(<set>/<file>: <check> failed: <detail>)."
   returned: always
   type: list
   elements: str
+msg:
+  description: One line - the sets verified, or how many checks failed in which sets and the first of them.
+  returned: always
+  type: str
+  sample: >-
+    backup verification failed: 2 check(s) in 20261124T010000Z; first: 20261124T010000Z/node.chain.db:
+    sha256 failed: sha256 mismatch (manifest 1a2b3c4d5e6f..., file 6f5e4d3c2b1a...) (and 1 more, see
+    failed_checks)
 '''
 # fmt: on
 
@@ -134,8 +142,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import BackupError
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import list_sets, resolve_set
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.verify import (
-    failure_summary,
     record_verification,
+    verification_outcome,
     verify_set,
 )
 
@@ -183,17 +191,8 @@ def main():
             results.append(result)
     except BackupError as exc:
         module.fail_json(msg=str(exc), changed=False, sets=results)
-    changed = bool(results) and params["record"] and not module.check_mode
-    failed = [summary for summary in (failure_summary(r) for r in results if not r["ok"]) if summary]
-    ok = all(r["ok"] for r in results)
-    if not results:
-        msg = "no backup set to verify"
-    elif ok:
-        msg = f"{len(results)} set(s) verified: " + ", ".join(r["set"] for r in results)
-    else:
-        msg = "backup verification failed: " + "; ".join(failed)
-    outcome = dict(changed=changed, ok=ok, sets=results, failed_checks=failed, msg=msg)
-    if not ok:
+    outcome = verification_outcome(results, bool(results) and params["record"] and not module.check_mode)
+    if not outcome["ok"]:
         module.fail_json(**outcome)
     module.exit_json(**outcome)
 

@@ -15,6 +15,9 @@ description:
   - Writes O(values) as a C(KEY=VALUE) file (a service's C(.env), a systemd C(EnvironmentFile)), one
     variable per line in name order, values quoted where needed. The file is written next to its target
     and renamed over it, with mode O(mode) (0600 by default) from the start.
+  - What a service reads is the value given, C($), quotes, backslashes, spaces and C(#) included - through
+    systemd's C(EnvironmentFile=) and through M(aitbc.ops.service)'s process backend, which reads the file
+    the same way.
   - In C(--diff) mode the before and after texts show every key, but the values of secret keys - those in
     O(secret_keys) and those whose names look secret (C(*_KEY), C(*_KEYS), C(*TOKEN*), C(*SECRET*),
     C(*PASSWORD*), ...) - and passwords inside URLs appear as C(********). Values never appear in any

@@ -89,12 +89,17 @@ options:
     description:
       - For O(backend=process), environment variables for the daemon. They override those of the module;
         O(env_file) overrides them (as C(EnvironmentFile=) overrides C(Environment=) in a systemd unit).
+      - The daemon does not inherit the run's C(OPSRUNNER_*) markers (a Ctrl-C of the run stops the processes
+        carrying them) nor Ansible's C(ANSIBLE_*) settings; O(env) and O(env_file) may still set such names.
       - Values are never echoed in results (module arguments are returned with the values masked).
     type: dict
   env_file:
     description:
       - For O(backend=process), a file of C(KEY=VALUE) lines added to the daemon's environment.
-      - Blank lines, C(#) comments, C(export) prefixes and quotes around values are allowed.
+      - Read as systemd reads an C(EnvironmentFile=), so the files M(aitbc.ops.env_file) writes give the same
+        environment under both backends - blank lines, C(#) or C(;) comment lines, single quotes (literal),
+        double quotes (where a backslash escapes only the double quote, the backslash, the backtick and C($)),
+        backslash escapes outside quotes; C($) is never expanded. An C(export) prefix is allowed.
     type: path
   stop_timeout:
     description:

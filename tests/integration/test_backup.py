@@ -495,7 +495,7 @@ def test_devnet_reset_regenerates_genesis_and_keeps_the_old_chain(stack, tmp_pat
     assert chain_head(t2)[1] > height, "the node produces blocks again"
     (saved,) = sets_of(tmp_path / "backups", "t2")
     manifest = json.loads((saved / "manifest.json").read_text())
-    assert manifest["label"] == "devnet-reset"
+    assert manifest["label"] == "devnet-reset" and manifest["keep"] is True  # retention never deletes it
     conn = sqlite3.connect(f"file:{saved / 'blockchain-node.chain.db'}?mode=ro&immutable=1", uri=True)
     assert conn.execute("SELECT hash FROM blocks WHERE height = 0").fetchone()[0] == old_genesis
     conn.close()

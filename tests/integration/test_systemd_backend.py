@@ -240,6 +240,54 @@ def test_a_restart_applies_the_env_file_over_the_units_environment(
         )
 
 
+# What the env_file module writes must reach the service unchanged through EnvironmentFile= (systemd's own
+# parser); the process backend reads the same grammar (tests/unit/plugins/module_utils/test_service_process).
+QUOTING_VALUES = {
+    "SVC_DOLLAR": "abc$def",
+    "SVC_BRACES": "${HOME}x",
+    "SVC_QUOTES": """q"uo'te""",
+    "SVC_BACKSLASH": "back\\slash\\n\\",
+    "SVC_SPACES": "  two words  ",
+    "SVC_HASH": "x # not a comment",
+    "SVC_TICKS": "`id` $(id)",
+    "SVC_MIXED": """a'b"c\\$d`e;f""",
+}
+
+
+def test_env_file_values_reach_a_systemd_service_exactly(
+    role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
+) -> None:
+    env_file = "/opt/aitbc/config/coordinator-api.env"
+    systemd_host.run("install -d -m 0750 /opt/aitbc/config", check=True)
+    args = {"path": env_file, "values": QUOTING_VALUES, "mode": "0600"}
+    argv = [
+        str(BIN / "ansible"),
+        systemd_host.name,
+        "-i",
+        str(systemd_host.inventory),
+        "-m",
+        "aitbc.ops.env_file",
+    ]
+    proc = subprocess.run(
+        [*argv, "-a", json.dumps(args)],
+        env=ansible_env,
+        capture_output=True,
+        text=True,
+        timeout=ANSIBLE_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    try:
+        status, result = service(ansible_env, systemd_host, state="restarted", wait_healthy=HEALTH)
+        assert status == "CHANGED", result
+        raw = systemd_host.run(f"cat /proc/{result['service']['pid']}/environ", check=True).stdout
+        environ = dict(item.partition("=")[::2] for item in raw.split("\0") if item)
+        assert {key: environ.get(key) for key in QUOTING_VALUES} == QUOTING_VALUES
+    finally:
+        systemd_host.run(
+            f"rm -f {env_file} && systemctl restart {UNIT} && systemctl reset-failed {UNIT}", check=True
+        )
+
+
 def test_auto_backend_picks_systemd(
     role_runs: dict[str, Play], systemd_host: SystemdHost, ansible_env
 ) -> None:

@@ -22,10 +22,15 @@ def retention_plan(
 ) -> tuple[dict[str, str], list[Row]]:
     """Which complete sets to keep and which to delete, with the reason for each kept one.
 
-    Kept: the newest ``keep_last``; the newest set of each UTC day for the last ``keep_days`` days; and
-    always the newest verified set, whatever its age."""
+    Kept: every set marked ``keep`` in its manifest (the backup module's ``keep: true``: a record points
+    at it, as the decision of a devnet reset does); the newest ``keep_last``; the newest set of each UTC day
+    for the last ``keep_days`` days; and always the newest verified set, whatever its age."""
     now = now or utcnow()
     keep: dict[str, str] = {}
+    for row in sets:
+        if row.get("keep") is True:
+            label = f" ({row['label']})" if row.get("label") else ""
+            keep[row["set"]] = f"marked keep{label}"
     for row in sets[-keep_last:] if keep_last > 0 else []:
         keep.setdefault(row["set"], f"one of the last {keep_last}")
     cutoff = (now - datetime.timedelta(days=keep_days)).date()

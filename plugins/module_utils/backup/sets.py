@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import sys
+from typing import Any
 
 from ansible_collections.aitbc.ops.plugins.module_utils._files import (
     atomic_write,
@@ -19,7 +20,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils._files import (
     sha256_file,
     write_new_private,
 )
-from ansible_collections.aitbc.ops.plugins.module_utils._text import iso, parse_iso, utcnow
+from ansible_collections.aitbc.ops.plugins.module_utils._text import human_bytes, iso, parse_iso, utcnow
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.base import (
     COLLECTION_VERSION,
     FORMAT,
@@ -102,6 +103,41 @@ def plan_backup(sources: list[Source] | None) -> list[Entry]:
     return plan
 
 
+def backup_result(params: dict[str, Any], check_mode: bool = False) -> dict[str, Any]:
+    """The aitbc.ops.backup module's result: the set's manifest (in check mode, the plan) and a one-line
+    ``msg``; raises BackupError."""
+    if check_mode:
+        plan = plan_backup(params["sources"])
+        return {
+            "changed": True,
+            "backup": {"set": None, "path": None, "files": plan, "bytes": 0},
+            "msg": f"would back up {len(plan)} source(s) (check mode)",
+        }
+    manifest = create_set(
+        params["root"],
+        params["host"],
+        params["sources"],
+        key=params.get("encryption_key"),
+        label=params.get("label") or "",
+        keep=bool(params.get("keep")),
+    )
+    manifest["plaintext_sensitive"] = [
+        f["file"] for f in manifest["files"] if f.get("sensitive") and not f.get("encrypted")
+    ]
+    notes = []
+    if manifest["label"]:
+        notes.append(f"label {manifest['label']}")
+    if manifest["keep"]:
+        notes.append("kept: retention never deletes it")
+    if manifest["plaintext_sensitive"]:
+        notes.append(f"{len(manifest['plaintext_sensitive'])} sensitive file(s) not encrypted")
+    msg = (
+        f"backup set {manifest['set']} written to {manifest['path']}: {len(manifest['files'])} file(s), "
+        f"{human_bytes(manifest['bytes'])}" + (f" ({'; '.join(notes)})" if notes else "")
+    )
+    return {"changed": True, "backup": manifest, "msg": msg}
+
+
 def _back_up_source(source: Source, partial: str, key: str | None) -> Entry:
     """Copy one source into the partial set folder; its manifest entry."""
     kind = kind_of(source["kind"])
@@ -133,9 +169,11 @@ def create_set(
     label: str = "",
     tool_version: str = COLLECTION_VERSION,
     now: datetime.datetime | None = None,
+    keep: bool = False,
 ) -> Manifest:
     """Back up every source into a new set; returns its manifest. On any error the partial folder is
-    removed, no set appears, and the sources are untouched (they are only read)."""
+    removed, no set appears, and the sources are untouched (they are only read). A set with ``keep`` is
+    never deleted by retention (backup/retention.py)."""
     sources = normalize_sources(sources)
     folder = host_dir(root, host)
     try:
@@ -155,6 +193,7 @@ def create_set(
             "set": name,
             "host": host,
             "label": label or "",
+            "keep": bool(keep),
             "created": iso(started),
             "completed": iso(utcnow()),
             "tools": {
@@ -228,6 +267,7 @@ def set_summary(set_path: str, now: datetime.datetime | None = None) -> Row:
         "verified": None,
         "verified_at": None,
         "label": "",
+        "keep": False,
         "created": None,
         "age_s": None,
         "bytes": 0,
@@ -249,6 +289,7 @@ def set_summary(set_path: str, now: datetime.datetime | None = None) -> Row:
     row.update(
         complete=True,
         label=manifest.get("label") or "",
+        keep=manifest.get("keep") is True,
         created=iso(created),
         age_s=int((now - created).total_seconds()),
         bytes=int(manifest.get("bytes") or 0),

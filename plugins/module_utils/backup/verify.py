@@ -181,6 +181,36 @@ def record_verification(set_path: str, result: dict[str, Any]) -> None:
     write_manifest(set_path, manifest)
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def failed_checks(result: dict[str, Any]) -> list[str]:
+    """Each failed check of one set's result as its own line: ``<set>/<file>: <check> failed: <detail>``."""
+    return [
+        f"{result['set']}/{c['file']}: {c['check']} failed: {_one_line(c['detail'])}"
+        for c in result["checks"]
+        if not c["ok"]
+    ]
+
+
 def failure_summary(result: dict[str, Any]) -> str:
-    failed = [c for c in result["checks"] if not c["ok"]]
-    return "; ".join(f"{result['set']}/{c['file']}: {c['check']} failed: {c['detail']}" for c in failed)
+    """One set's failed checks in one line (for scripts; the module returns them one per entry)."""
+    return "; ".join(failed_checks(result))
+
+
+def verification_outcome(results: list[dict[str, Any]], changed: bool) -> dict[str, Any]:
+    """The backup_verify module's result: ``failed_checks`` one entry per failed check, ``msg`` one line."""
+    failed = [line for result in results for line in failed_checks(result)]
+    ok = all(r["ok"] for r in results)
+    if not results:
+        msg = "no backup set to verify"
+    elif ok:
+        msg = f"{len(results)} set(s) verified: " + ", ".join(r["set"] for r in results)
+    else:
+        bad = [r["set"] for r in results if not r["ok"]]
+        msg = f"backup verification failed: {len(failed)} check(s) in {', '.join(bad)}"
+        if failed:
+            more = f" (and {len(failed) - 1} more, see failed_checks)" if len(failed) > 1 else ""
+            msg += f"; first: {failed[0]}{more}"
+    return {"changed": changed, "ok": ok, "sets": results, "failed_checks": failed, "msg": msg}

@@ -150,31 +150,139 @@ def _shell_words(command: str) -> list[str]:
     return words
 
 
+# systemd's EnvironmentFile= grammar (systemd's env-file.c), which the process backend reads the same way,
+# so one file gives a service the same environment under either backend.
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_WHITESPACE = " \t"
+_DOUBLE_QUOTE_ESCAPES = '"\\`$'  # the only characters a backslash escapes inside double quotes
+
+
+def _split_assignments(text: str) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, key text, value) of each assignment; value None for a line without ``=``.
+
+    As systemd reads an EnvironmentFile: ``#`` or ``;`` starts a comment line; around the key and an
+    unquoted value, whitespace is dropped; outside quotes a backslash takes the next character literally
+    (and joins lines); single quotes keep everything literally; inside double quotes a backslash escapes
+    only ``" \\ ` $`` (before any other character it stays); ``$`` is never expanded."""
+    i, n, lineno = 0, len(text), 1
+    while i < n:
+        while i < n and text[i] in _ENV_WHITESPACE + "\r":
+            i += 1
+        if i >= n:
+            break
+        if text[i] == "\n":
+            i, lineno = i + 1, lineno + 1
+            continue
+        start = lineno
+        if text[i] in "#;":
+            while i < n and text[i] != "\n":
+                if text[i] == "\\" and i + 1 < n:  # a comment continues on an escaped newline
+                    lineno += text[i + 1] == "\n"
+                    i += 1
+                i += 1
+            continue
+        eq = i
+        while eq < n and text[eq] not in "=\n":
+            eq += 1
+        key = text[i:eq].rstrip(_ENV_WHITESPACE + "\r")
+        if eq >= n or text[eq] == "\n":
+            yield start, key, None
+            i = eq
+            continue
+        value, i, lineno = _read_value(text, eq + 1, lineno)
+        yield start, key, value
+
+
+def _read_value(text: str, i: int, lineno: int) -> tuple[str, int, int]:
+    """The value starting at ``text[i]`` (after ``=``): (value, index of its line end, line number there).
+    Quotes open only where a value starts or right after a closing quote (``a"b"`` is kept as it is)."""
+    out: list[str] = []
+    n = len(text)
+    keep = 0  # len(out) up to the last character that is not unquoted trailing whitespace
+    pre = True  # at the start of the value or after a closing quote: whitespace skipped, quotes open
+    while i < n and text[i] not in "\n\r":
+        ch = text[i]
+        if pre and ch in _ENV_WHITESPACE:
+            i += 1
+            continue
+        if pre and ch in "'\"":
+            end = _read_quoted(text, i + 1, ch, out)
+            lineno += text.count("\n", i, end)
+            i, keep = end, len(out)
+            continue
+        pre = False
+        if ch == "\\":
+            i += 1
+            if i < n and text[i] == "\n":
+                lineno += 1
+            elif i < n:
+                out.append(text[i])
+            keep = len(out)
+        else:
+            out.append(ch)
+            if ch not in _ENV_WHITESPACE:
+                keep = len(out)
+        i += 1
+    return "".join(out[:keep]), i, lineno
+
+
+def _read_quoted(text: str, i: int, quote: str, out: list[str]) -> int:
+    """Append the quoted part starting after its opening quote at ``text[i]``; the index after its closing
+    quote (the end of the text when it never closes, as systemd takes it)."""
+    n = len(text)
+    while i < n and text[i] != quote:
+        if quote == '"' and text[i] == "\\" and i + 1 < n:
+            i += 1
+            if text[i] not in _DOUBLE_QUOTE_ESCAPES + "\n":
+                out.append("\\")  # as the shell does: only these are escapes inside double quotes
+            if text[i] != "\n":  # an escaped newline joins the lines
+                out.append(text[i])
+        else:
+            out.append(text[i])
+        i += 1
+    return min(i + 1, n)
+
+
+def parse_env_text(text: str, where: str = "env_file") -> dict[str, str]:
+    """KEY=VALUE assignments of an environment file's text (see _split_assignments); a leading ``export``
+    is allowed. A line that is not an assignment is an error (systemd would skip it silently)."""
+    env: dict[str, str] = {}
+    for lineno, key, value in _split_assignments(text):
+        if key.startswith("export ") or key.startswith("export\t"):
+            key = key[7:].lstrip(_ENV_WHITESPACE)
+        if value is None or not _ENV_KEY_RE.match(key):
+            raise ServiceError(f"{where} line {lineno}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
 def read_env_file(path: str) -> dict[str, str]:
-    """Parse KEY=VALUE lines (blank lines, ``#`` comments and a leading ``export`` are allowed)."""
+    """The environment an env file gives a service, read as systemd's EnvironmentFile= reads it."""
     try:
         with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
+            text = fh.read()
     except FileNotFoundError as exc:
         raise ServiceError(f"env_file not found: {path}") from exc
     except OSError as exc:
         raise ServiceError(f"cannot read env_file {path}: {exc.strerror}") from exc
-    env = {}
-    for lineno, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            raise ServiceError(f"env_file {path} line {lineno}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key] = value
-    return env
+    return parse_env_text(text, f"env_file {path}")
+
+
+# What a run puts in the environment that a daemon must not inherit: opsrunner finds a run's processes
+# (and a Ctrl-C kills them) by OPSRUNNER_RUN_ID in /proc/PID/environ (opsrunner/runner.py run_pids), and
+# Ansible's and ansible-runner's settings describe the run, not the service. The service's own env and
+# env_file may still set any of these names.
+_RUN_ENV_PREFIXES = ("OPSRUNNER_", "ANSIBLE_", "_ANSIBLE_")
+_RUN_ENV_NAMES = frozenset({"AWX_ISOLATED_DATA_DIR", "ORIGINAL_STDOUT_CALLBACK", "AD_HOC_COMMAND_ID"})
+
+
+def daemon_base_environment(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` without the run's markers and Ansible's settings (see _RUN_ENV_PREFIXES)."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if not key.startswith(_RUN_ENV_PREFIXES) and key not in _RUN_ENV_NAMES
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,7 +375,7 @@ class ProcessBackend(ServiceBackend):
     def environment(self) -> dict[str, str]:
         # The env_file (the applied configuration) overrides env, as systemd's EnvironmentFile= overrides
         # Environment= in the units of the same catalogue.
-        env = {**os.environ, **self.spec.env}
+        env = {**daemon_base_environment(dict(os.environ)), **self.spec.env}
         if self.spec.env_file:
             env.update(read_env_file(self.spec.env_file))
         return env
@@ -293,7 +401,11 @@ class ProcessBackend(ServiceBackend):
         argv = self.argv()
         # In check mode an env_file may be one an earlier task of the same run would have written.
         missing_env_file = bool(self.spec.env_file) and not os.path.exists(self.spec.env_file or "")
-        env = dict(os.environ, **self.spec.env) if missing_env_file else self.environment()
+        env = (
+            {**daemon_base_environment(dict(os.environ)), **self.spec.env}
+            if missing_env_file
+            else self.environment()
+        )
         if not os.path.isdir(self.cwd):
             raise ServiceError(f"chdir not found: {self.cwd}")
         self.resolve_executable(argv, env)

@@ -433,3 +433,39 @@ def test_report_command_bad_out_exits_2_before_running_anything(
         cli.main(["--memory-dir", str(tmp_path / "mem"), "report", "--out", str(occupied)])
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip() == f"opsrunner: error: --out {occupied}: not a directory"
+
+
+def test_site_is_0640_and_masks_secrets_in_host_text(tmp_path: Path) -> None:
+    # Host text written before the recorder masked it (or missed by it) must not reach the page meant to be
+    # shared, its incident pages and raw records, or the summary: everything passes through the masker.
+    secrets = ["hunter2-PLANTED", "tok-PLANTED-9f8e7d", "dbpass-PLANTED"]
+    bearer = f"Authorization: Bearer {secrets[1]}"
+    store = MemoryStore(tmp_path / "mem")
+    history = store.path(hb.HISTORY_FILE)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    line = {"coordinator-api": down(f"login failed: password={secrets[0]}"), "redis": up(bearer)}
+    history.write_text(json.dumps(entry(5, {"t1": {"unreachable": "", "services": line}})) + "\n")
+    incidents = IncidentStore(store)
+    incidents.save(incident(1, "open", 1, summary="t2 coordinator-api /health failing"))
+    raw = store.path("incidents", "INC-20261124-001.md")
+    raw.write_text(raw.read_text() + f"\n{bearer}\npostgresql://ops:{secrets[2]}@db/aitbc\n")
+    failed_backup = {"msg": f"cannot reach postgresql://ops:{secrets[2]}@db/aitbc"}
+    run = record(
+        TaskResult("t1", "b", "aitbc.ops.backup_info", True, failed_backup),
+        failures=[TaskFailure("t2", "t", "a", f"password={secrets[0]}", unreachable=True)],
+    )
+    page = page_of(store, run)
+    out = tmp_path / "out"
+    index = sp.write_site(out, page, store)
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"index.html", "INC-20261124-001.md", "INC-20261124-001.html"}
+    for path in written:
+        assert oct(path.stat().st_mode & 0o777) == "0o640", path
+        text = path.read_text()
+        assert not [s for s in secrets if s in text], path
+    assert (
+        "password=" in index.read_text()
+        and "Bearer" in (out / "incidents" / "INC-20261124-001.md").read_text()
+    )
+    told = json.dumps(sp.summary(page, index, 0)) + sp.summary_line(page, index, 0)
+    assert not [s for s in secrets if s in told], told

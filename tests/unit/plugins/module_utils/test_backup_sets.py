@@ -31,6 +31,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.backup.restore import (
 )
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.retention import prune, retention_plan
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import (
+    backup_result,
     create_set,
     resolve_set,
     set_summary,
@@ -38,6 +39,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.backup.sets import (
 from ansible_collections.aitbc.ops.plugins.module_utils.backup.verify import (
     failure_summary,
     record_verification,
+    verification_outcome,
     verify_set,
 )
 
@@ -240,6 +242,56 @@ def test_prune_on_disk_and_check_mode(tmp_path: Path) -> None:
     done = prune(root, "h1", keep_last=2, keep_days=0, now=later)
     assert done["deleted_leftovers"] == [".partial-20260101T000000Z-1"]
     assert sorted(os.listdir(Path(root) / "h1")) == [names[0], names[3], names[4]]
+
+
+def test_a_set_taken_with_keep_survives_retention(tmp_path: Path) -> None:
+    # The devnet reset's backup (playbooks/devnet_reset.yml, keep: true): its decision record points at it.
+    db = tmp_path / "chain.db"
+    make_db(db, rows=10)
+    root = str(tmp_path / "b")
+    params = {"root": root, "host": "h1", "sources": [{"kind": "sqlite", "path": str(db)}]}
+    planned = backup_result({**params, "label": "devnet-reset", "keep": True}, check_mode=True)
+    assert planned["msg"] == "would back up 1 source(s) (check mode)" and not os.path.exists(root)
+    kept = backup_result({**params, "label": "devnet-reset", "keep": True})
+    assert kept["backup"]["keep"] is True and set_summary(kept["backup"]["path"])["keep"] is True
+    assert kept["msg"].startswith(
+        f"backup set {kept['backup']['set']} written to {kept['backup']['path']}: 1 file(s)"
+    )
+    assert "label devnet-reset; kept: retention never deletes it" in kept["msg"] and "\n" not in kept["msg"]
+    later = [backup_result(params)["backup"]["set"] for _ in range(3)]
+    assert set_summary(resolve_set(root, "h1", later[0]))["keep"] is False
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)
+    done = prune(root, "h1", keep_last=1, keep_days=0, now=far)
+    assert {"set": kept["backup"]["set"], "reason": "marked keep (devnet-reset)"} in done["kept"]
+    assert sorted(os.listdir(Path(root) / "h1")) == sorted([kept["backup"]["set"], later[-1]])
+
+
+def test_verification_result_lists_each_failure_apart_with_a_one_line_msg(tmp_path: Path) -> None:
+    sources = []
+    for name in ("a.db", "b.db"):
+        make_db(tmp_path / name, rows=50)
+        sources.append({"kind": "sqlite", "path": str(tmp_path / name), "service": name[0]})
+    manifest = create_set(str(tmp_path / "b"), "h1", sources)
+    for entry in manifest["files"]:
+        copy = Path(manifest["path"]) / entry["file"]
+        data = bytearray(copy.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        copy.write_bytes(bytes(data))
+    outcome = verification_outcome([verify_set(manifest["path"])], changed=False)
+    assert not outcome["ok"]
+    failed = outcome["failed_checks"]
+    assert len(failed) == 4  # per file: sha256, and the drill it was refused
+    assert all(line.count(" failed: ") == 1 and "; " not in line for line in failed), failed
+    assert {line.split(":")[0] for line in failed} == {
+        f"{manifest['set']}/{e['file']}" for e in manifest["files"]
+    }
+    msg = outcome["msg"]
+    assert "\n" not in msg and msg.startswith(
+        f"backup verification failed: 4 check(s) in {manifest['set']}; first: "
+    )
+    assert msg.endswith("(and 3 more, see failed_checks)")
+    good = verification_outcome([{"set": "S1", "ok": True, "checks": []}], changed=True)
+    assert (good["msg"], good["failed_checks"], good["changed"]) == ("1 set(s) verified: S1", [], True)
 
 
 def db_and_keystore_set(tmp_path: Path, keystore: Path) -> tuple[Path, dict]:

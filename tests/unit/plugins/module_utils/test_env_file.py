@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.aitbc.ops.plugins.module_utils import env_file as ef
+from ansible_collections.aitbc.ops.plugins.module_utils.service.process import parse_env_text
 
 
 def params(path: Path, **extra) -> dict:
@@ -47,3 +48,27 @@ def test_apply_writes_0600_reports_changed_keys_and_masks_the_diff(tmp_path: Pat
     assert "s3cret" not in str(rotated) and "s3cret-1" in path.read_text()  # check mode wrote nothing
     with pytest.raises(ef.EnvFileError, match="both as a value and as a secret"):
         ef.apply(params(path, values={"HMAC": "a"}, secret_values={"HMAC": "b"}))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "abc$def",
+        "${HOME}",
+        "q\"uo'te",
+        "back\\slash\\",
+        "\\$",
+        "  spaces  ",
+        "x # y",
+        "#x",
+        "`id`",
+        "",
+        "a;b",
+        "ü",
+    ],
+)
+def test_rendered_values_read_back_unchanged(value: str) -> None:
+    # The process backend reads an env file with systemd's EnvironmentFile= grammar: what the inventory says
+    # is what the service gets (abc$def used to arrive as abc\$def).
+    text = ef.render({"V": value})
+    assert parse_env_text(text) == {"V": value}, text

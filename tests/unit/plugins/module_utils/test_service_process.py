@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from ansible_collections.aitbc.ops.plugins.module_utils import env_file as ef
 from ansible_collections.aitbc.ops.plugins.module_utils._procs import (
     pid_alive,
     proc_uptime,
@@ -29,6 +30,7 @@ from ansible_collections.aitbc.ops.plugins.module_utils.service.process import (
     _reap,
     cmdline_matches,
     needs_shell,
+    parse_env_text,
     read_env_file,
 )
 from ansible_collections.aitbc.ops.plugins.module_utils.service.registry import BACKENDS
@@ -410,6 +412,55 @@ def test_environment_from_env_file_and_env(daemons: Daemons, tmp_path: Path) -> 
         daemons.run(dict(params, env_file=str(tmp_path / "missing.env")), "started")
 
 
+# Values that need every kind of quoting in an env file: $, both quotes, backslashes, spaces, #, backtick.
+HOSTILE_VALUES = {
+    "SVC_DOLLAR": "abc$def",
+    "SVC_BRACES": "${HOME}x",
+    "SVC_QUOTES": """q"uo'te""",
+    "SVC_BACKSLASH": "back\\slash\\n\\",
+    "SVC_SPACES": "  two words  ",
+    "SVC_HASH": "x # not a comment",
+    "SVC_LEADING_HASH": "#hash",
+    "SVC_TICKS": "`id` $(id)",
+    "SVC_EMPTY": "",
+    "SVC_MIXED": """a'b"c\\$d`e;f""",
+}
+
+
+def test_env_file_values_reach_the_daemon_exactly_as_written(daemons: Daemons, tmp_path: Path) -> None:
+    env_file = tmp_path / "svc.env"
+    ef.apply({"path": str(env_file), "values": HOSTILE_VALUES, "secret_values": {}, "mode": "0600"})
+    params = daemons.params(env_file=str(env_file))
+    pid = daemons.run(params, "started")["service"]["pid"]
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode()
+    environ = dict(item.partition("=")[::2] for item in raw.split("\0") if item)
+    assert {key: environ.get(key) for key in HOSTILE_VALUES} == HOSTILE_VALUES
+
+
+def test_daemons_do_not_inherit_the_runs_markers(daemons: Daemons, monkeypatch: pytest.MonkeyPatch) -> None:
+    # opsrunner/runner.py run_pids finds a run's processes by this exact NUL-separated entry of
+    # /proc/PID/environ, and a Ctrl-C of the run kills them: a service it started must not carry it.
+    run_id = f"20261204T210000Z-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("OPSRUNNER_RUN_ID", run_id)
+    monkeypatch.setenv("OPSRUNNER_MEMORY_DIR", "/tmp/run-memory")
+    monkeypatch.setenv("ANSIBLE_CONFIG", "/tmp/ansible.cfg")
+    monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "awx_display")
+    monkeypatch.setenv("AWX_ISOLATED_DATA_DIR", "/tmp/artifacts")
+    monkeypatch.setenv("SVC_INHERITED", "kept")
+    params = daemons.params(env={"ANSIBLE_WANTED": "the service's own"})
+    pid = daemons.run(params, "started")["service"]["pid"]
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert f"OPSRUNNER_RUN_ID={run_id}".encode() not in entries
+    names = {entry.partition(b"=")[0].decode() for entry in entries if entry}
+    assert not {n for n in names if n.startswith(("OPSRUNNER_", "ANSIBLE_CONFIG", "ANSIBLE_STDOUT", "AWX_"))}
+    assert {b"SVC_INHERITED=kept", b"ANSIBLE_WANTED=the service's own"} <= set(entries)
+    # A child the run starts directly still carries the marker (what run_pids relies on).
+    child = subprocess.run(
+        [PY, "-c", "import os; print(os.environ['OPSRUNNER_RUN_ID'])"], capture_output=True, text=True
+    )
+    assert child.stdout.strip() == run_id
+
+
 def test_env_values_are_masked_in_the_invocation() -> None:
     masked = redacted_params({"name": "x", "env": {"API_TOKEN": "s3cret", "A": 1}, "command": "c"})
     assert masked == {
@@ -637,6 +688,34 @@ def test_tail_file_and_env_file(tmp_path: Path) -> None:
     env = tmp_path / "e.env"
     env.write_text("A=1\n  export B = two words \nC='q=1'\n#D=4\n")
     assert read_env_file(str(env)) == {"A": "1", "B": "two words", "C": "q=1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # systemd's EnvironmentFile= grammar: escapes, quotes only where a value starts, comments, lines.
+        ('A="abc\\$def"', {"A": "abc$def"}),
+        ("A='abc\\$def'", {"A": "abc\\$def"}),
+        ("A=abc\\$def", {"A": "abc$def"}),
+        ('A="x\\ny"', {"A": "x\\ny"}),  # only " \\ ` $ are escapes inside double quotes
+        ('A=abc"def"', {"A": 'abc"def"'}),
+        ('A="one" two ', {"A": "onetwo"}),
+        ("A=x # not a comment", {"A": "x # not a comment"}),
+        ("; comment\n# comment \\\n continued\nA=1", {"A": "1"}),
+        ('A="multi\nline"\nB=2', {"A": "multi\nline", "B": "2"}),
+        ("A=joined\\\nline", {"A": "joinedline"}),
+        ("A=trailing\\ ", {"A": "trailing "}),
+    ],
+)
+def test_env_file_grammar(text: str, expected: dict[str, str]) -> None:
+    assert parse_env_text(text) == expected
+
+
+def test_env_file_errors_name_the_line() -> None:
+    with pytest.raises(ServiceError, match=r"^x line 3: expected KEY=VALUE$"):
+        parse_env_text('A="two\nlines"\nno assignment here', "x")
+    with pytest.raises(ServiceError, match="line 1: expected KEY=VALUE"):
+        parse_env_text("1BAD=x")
 
 
 def test_proc_helpers() -> None:
