@@ -7,7 +7,9 @@ secret when it came out of ansible-vault, or when its variable's name looks secr
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,61 @@ def redactor_for_environment(environ: Mapping[str, str] | None = None) -> Redact
 CONTEXT_VARS = ("aitbc_alert_urls",)
 
 
+class SecretDiscoveryError(Exception):
+    """The secrets of a run could not be discovered (so the run must not start)."""
+
+
+def discover_secrets(
+    playbook: Path,
+    inventory: Path,
+    vault_password_files: Iterable[str] = (),
+    limit: str | None = None,
+    timeout: float = 120,
+) -> tuple[set[str], dict[str, Any]]:
+    """secrets_from_playbook() in a forked process: Ansible's global state (CLI context, plugin loader,
+    vault secrets) stays out of the caller, and a discovery that hangs is killed after ``timeout`` s.
+    The values come back over a pipe, never through a file. Any failure: SecretDiscoveryError."""
+    fork = multiprocessing.get_context("fork")
+    receive, send = fork.Pipe(duplex=False)
+    args = (playbook, inventory, tuple(vault_password_files), limit)
+    child = fork.Process(target=_discover_into, args=(send, *args), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            raise SecretDiscoveryError(f"it took over {timeout:g} s")
+        try:
+            outcome = receive.recv()
+        except EOFError:
+            raise SecretDiscoveryError(f"the discovery process died (exit {child.exitcode})") from None
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if outcome[0] != "ok":
+        raise SecretDiscoveryError(outcome[1])
+    return outcome[1], outcome[2]
+
+
+def _discover_into(
+    send: Any, playbook: Path, inventory: Path, vault_password_files: tuple[str, ...], limit: str | None
+) -> None:
+    """The forked discovery: one message, ("ok", values, context) or ("error", first line of the error)."""
+    # Collections imported as plain packages before the fork (tests do) would hide Ansible's collection
+    # finder, which resolves collection playbooks: this process starts from a clean slate.
+    for name in [m for m in sys.modules if m.partition(".")[0] == "ansible_collections"]:
+        del sys.modules[name]
+    try:
+        values, context = secrets_from_playbook(playbook, inventory, vault_password_files, limit)
+        send.send(("ok", values, context))
+    except BaseException as exc:  # noqa: BLE001 - whatever it is, the parent must hear of it
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        send.send(("error", f"{type(exc).__name__}: {first_line}".rstrip(": ")))
+    finally:
+        send.close()
+
+
 def secrets_from_playbook(
     playbook: Path,
     inventory: Path,
@@ -135,18 +192,59 @@ def secrets_from_playbook(
 PLAY_VAR_KEYS = ("name", "hosts", "vars", "vars_files")
 
 
-def play_headers(playbook: Path, loader: Any, variables: Any, depth: int = 0) -> Iterator[Any]:
-    """Each play of a playbook (following import_playbook) loaded without its tasks."""
+IMPORT_KEYS = ("import_playbook", "ansible.builtin.import_playbook", "ansible.legacy.import_playbook")
+MAX_IMPORT_DEPTH = 10
+
+
+def play_headers(
+    playbook: Path,
+    loader: Any,
+    variables: Any,
+    depth: int = 0,
+    import_vars: Mapping[str, Any] | None = None,
+) -> Iterator[Any]:
+    """Each play of a playbook (following import_playbook: files, and collection playbooks by name)
+    loaded without its tasks. A shape it cannot follow raises: its secrets would go unseen."""
     from ansible.playbook.play import Play
 
     loader.set_basedir(str(playbook.parent))
-    for entry in loader.load_from_file(str(playbook)) or []:
-        imported = entry.get("import_playbook") or entry.get("ansible.builtin.import_playbook")
-        if imported and depth < 10:
-            yield from play_headers((playbook.parent / str(imported)).resolve(), loader, variables, depth + 1)
+    entries = loader.load_from_file(str(playbook)) or []
+    if not isinstance(entries, list):
+        raise ValueError(f"{playbook}: a playbook is a list of plays")
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{playbook}: a play is a mapping, not {type(entry).__name__}")
+        imported = next((entry[key] for key in IMPORT_KEYS if key in entry), None)
+        if imported is not None:
+            if depth >= MAX_IMPORT_DEPTH:
+                raise ValueError(f"{playbook}: import_playbook nested over {MAX_IMPORT_DEPTH} deep")
+            # As Ansible does: the import's vars apply to every imported play, over the play's own.
+            merged = {**(import_vars or {}), **dict(entry.get("vars") or {})}
+            target = imported_playbook(playbook, imported)
+            yield from play_headers(target, loader, variables, depth + 1, merged)
+            loader.set_basedir(str(playbook.parent))
         elif "hosts" in entry:
             header = {key: entry[key] for key in PLAY_VAR_KEYS if key in entry}
+            if import_vars:
+                header["vars"] = {**dict(header.get("vars") or {}), **import_vars}
             yield Play.load(header, variable_manager=variables, loader=loader)
+
+
+def imported_playbook(importer: Path, name: Any) -> Path:
+    """The file an import_playbook names: a collection playbook (ns.coll.name), else a path relative to
+    the importing playbook."""
+    from ansible.utils.collection_loader._collection_finder import _get_collection_playbook_path
+
+    text = str(name)
+    if not isinstance(name, str) or "{{" in text or "{%" in text:
+        raise ValueError(f"{importer}: import_playbook {text!r} is only known inside the run")
+    resource = _get_collection_playbook_path(text)
+    if resource is not None:
+        return Path(resource[1])
+    path = (importer.parent / text).resolve()
+    if not path.is_file():
+        raise ValueError(f"{importer}: imported playbook not found: {text}")
+    return path
 
 
 _plugin_loader_ready = False

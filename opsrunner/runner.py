@@ -9,24 +9,24 @@ hook point (like ansible-runner's own): `on_event(event)` sees each redacted eve
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
-import multiprocessing
 import os
+import re
 import shlex
 import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .ansible_secrets import redactor_for_environment, secrets_from_playbook
+from .ansible_secrets import SecretDiscoveryError, discover_secrets, redactor_for_environment
 from .ansible_yaml import AnyTagLoader
 from .hooks import Hooks, install_hooks
 from .memory import MEMORY_DIR_ENV, MemoryStore, atomic_write
@@ -35,6 +35,68 @@ from .redact import Redactor
 from .settings import BadInput, Settings
 
 SECRETS_WAIT_S = 120
+
+# The environment ansible-playbook gets from opsrunner's own: only what Ansible, its connection plugins,
+# the modules it runs locally and this collection read. ansible-runner records the child's environment in
+# the `command` artifact and job events, and passes it to every local process of the run, so a variable
+# nobody named secret (GITHUB_PAT, MY_DEPLOY_CRED, cloud keys) must not reach it at all.
+#   PATH HOME USER LOGNAME SHELL TMPDIR   find programs, ~/.ssh, the remote user, Ansible's local temp
+#   LANG LANGUAGE LC_* TERM TZ COLUMNS    text encoding (Ansible needs a UTF-8 locale) and time zone
+#   SSH_AUTH_SOCK                         the ssh agent holding the operator's keys (a socket path)
+#   ANSIBLE_* OPSRUNNER_*                 Ansible's configuration; this collection's (memory dir, store, ...)
+#   PYTHONPATH PYTHONHOME PYTHONUSERBASE  where ansible-core and the collection's Python dependencies are
+#   PYTHONNOUSERSITE PYTHONDONTWRITEBYTECODE PYTHONWARNINGS PYTHONIOENCODING PYTHONUTF8
+#   VIRTUAL_ENV                           the environment opsrunner and ansible-core are installed in
+#   http(s)_proxy no_proxy all_proxy      reaching hosts and URLs through the site's proxy (either case)
+#   SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE  the site's CA for URL probes and downloads
+#   XDG_RUNTIME_DIR DBUS_SESSION_BUS_ADDRESS       systemctl --user on the local host
+#   DOCKER_HOST DOCKER_CERT_PATH DOCKER_TLS_VERIFY  the docker backend's engine
+#   KRB5CCNAME KRB5_CONFIG                Kerberos tickets for SSH (GSSAPI)
+#   NO_COLOR                              plain output
+RUN_ENV_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "LANG", "LANGUAGE", "TERM", "TZ", "COLUMNS",
+        "SSH_AUTH_SOCK", "PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONNOUSERSITE",
+        "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS", "PYTHONIOENCODING", "PYTHONUTF8", "VIRTUAL_ENV",
+        "http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+        "ALL_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "XDG_RUNTIME_DIR",
+        "DBUS_SESSION_BUS_ADDRESS", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "KRB5CCNAME",
+        "KRB5_CONFIG", "NO_COLOR",
+    }
+)  # fmt: skip
+RUN_ENV_PREFIXES = ("ANSIBLE_", "OPSRUNNER_", "LC_")
+
+
+def run_environment(inherited: Mapping[str, str], prepared: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the run: ``prepared`` (what ansible-runner built: our environment plus what it
+    and opsrunner set for the run) without the inherited variables that are not on the allow-list."""
+    return {
+        name: value
+        for name, value in prepared.items()
+        if inherited.get(name) != value or name in RUN_ENV_NAMES or name.startswith(RUN_ENV_PREFIXES)
+    }
+
+
+def escaped_forms(secrets: Iterable[str]) -> set[str]:
+    """How each secret reads inside JSON or a Python repr (Ansible's output prints results as JSON, so a
+    value holding `"` or `\\` appears escaped in the text of stdout and events)."""
+    forms = set()
+    for secret in secrets:
+        forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+        forms.add(json.dumps(secret)[1:-1])
+        forms.add(repr(secret)[1:-1])
+    return forms - set(secrets)
+
+
+def unsafe_yaml(data: Mapping[str, Any]) -> str:
+    """Extra vars as YAML with every string tagged !unsafe.
+
+    ansible-playbook reads `-e @file` as trusted templates (ansible-core 2.19), while the same values given
+    inline are data: the tag keeps them data (a CLI argument holding "{{ lookup('pipe', ...) }}" is a
+    string, not a command), on every ansible-core version."""
+    dumper = type("UnsafeDumper", (yaml.SafeDumper,), {})
+    dumper.add_representer(str, lambda d, value: d.represent_scalar("!unsafe", value, style='"'))
+    return yaml.dump(dict(data), Dumper=dumper, allow_unicode=True, sort_keys=False)
 
 
 @dataclass
@@ -105,7 +167,6 @@ class Runner:
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunOutcome:
         validate_request(request)
-        import ansible_runner  # deferred: slow to import, and --help should stay fast
 
         run_id = new_run_id()
         redactor = redactor_for_environment()
@@ -120,76 +181,99 @@ class Runner:
             check_mode=request.check,
             extra_vars=request.extra_vars,
         )
-        hooks = install_hooks(recorder, request.event)
-        # The in-process secret discovery reads the same ansible.cfg as the run.
+        # The secret discovery reads the same ansible.cfg as the run. It runs to the end before the run
+        # starts: a run whose secrets are unknown would write them unmasked, so it does not start (exit 2).
         for key, value in self._envvars(run_id).items():
             if key.startswith("ANSIBLE_CONFIG"):
                 os.environ.setdefault(key, value)
-        secrets = self._collect_secrets(request)
-        artifacts_root = self.settings.work_dir / "artifacts"
-        artifact_dir = artifacts_root / run_id
-        handler = _EventHandler(recorder, redactor, secrets, on_event, artifact_dir)
+        values, context = self._discover_secrets(request, redactor)
+        redactor.add(values)
+        redactor.add(escaped_forms(redactor.secrets))
+        recorder.context.update(context)
+        hooks = install_hooks(recorder, request.event)
+        work_dir = _private_folder(self.settings.work_dir)
+        artifact_dir = _private_folder(work_dir / "artifacts") / run_id
+        sweep_leftovers(work_dir)
+        handler = _EventHandler(recorder, redactor, on_event, artifact_dir)
         stopper = _Stopper(run_id, self._cancel)
 
-        # ansible-runner keeps cmdline, envvars and extravars in env/ of its private data dir and reuses
-        # them on the next run there, so each run gets its own, removed afterwards.
-        private_dir = self.settings.work_dir / "private" / run_id
-        private_dir.mkdir(parents=True, mode=0o700)
+        # The run's own folder for ansible-runner's env/ (the extra vars file), locked while the run lives
+        # so that the next run can tell a killed run's leftovers from a running one's; removed afterwards.
+        private_dir, lock_fd = claim_private_dir(work_dir / "private", run_id)
         previous = _install_stop_signals(self.cancel)
         try:
-            result = ansible_runner.run(
-                private_data_dir=str(private_dir),
-                artifact_dir=str(artifacts_root),
-                project_dir=os.getcwd(),
-                ident=run_id,
-                playbook=str(request.playbook),
-                inventory=str(request.inventory),
-                limit=request.limit,
-                cmdline=self._cmdline(request),
-                envvars=self._envvars(run_id),
-                quiet=True,
-                rotate_artifacts=self.settings.keep_artifacts,
-                settings=RUNNER_SETTINGS,
-                event_handler=handler,
-                cancel_callback=stopper,
-            )
+            write_extravars(private_dir, request.extra_vars)
+            result = self._start(request, run_id, private_dir, handler, stopper)
         finally:
             _restore_signals(previous)
             stopper.sweep()
             shutil.rmtree(private_dir, ignore_errors=True)
-        handler.wait_for_secrets()
+            os.close(lock_fd)
         canceled = result.status == "canceled" or self._cancel.is_set()
         record = recorder.finish(rc=result.rc, canceled=canceled)
         scrub_artifacts(artifact_dir, redactor, handler.stdout_lines)
         prune_artifacts(self.settings.work_dir / "artifacts", self.settings.artifact_max_age_days)
         return RunOutcome(record=record, artifact_dir=artifact_dir, status=result.status, hooks=hooks)
 
-    def _collect_secrets(self, request: RunRequest) -> Future[tuple[set[str], dict[str, Any]]]:
-        """Load vault and inventory secrets in a forked process, overlapping ansible-playbook's start-up.
+    def _discover_secrets(self, request: RunRequest, redactor: Redactor) -> tuple[set[str], dict[str, Any]]:
+        """Vault and inventory secrets, loaded with Ansible's API in a forked process (Ansible's global
+        state stays out of opsrunner, and a discovery that hangs can be killed); the values come back over
+        a pipe, never through a file. Failure or SECRETS_WAIT_S: BadInput (exit 2), the run not started."""
+        try:
+            return discover_secrets(
+                request.playbook,
+                request.inventory,
+                self.settings.vault_password_files,
+                request.limit,
+                timeout=SECRETS_WAIT_S,
+            )
+        except SecretDiscoveryError as exc:
+            reason = redactor.redact_text(str(exc))
+            raise BadInput(
+                f"cannot discover the secrets of {request.playbook}: {reason}; refusing to run"
+            ) from None
 
-        A process rather than a thread: loading Ansible holds the GIL for most of a second, which would
-        stall our reading of ansible-playbook's output (and so ansible-playbook itself). The values come
-        back over a pipe, never through a file.
-        """
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-        future = pool.submit(
-            secrets_from_playbook,
-            request.playbook,
-            request.inventory,
-            self.settings.vault_password_files,
-            request.limit,
+    def _start(
+        self,
+        request: RunRequest,
+        run_id: str,
+        private_dir: Path,
+        handler: _EventHandler,
+        stopper: _Stopper,
+    ) -> Any:
+        """ansible_runner.run() without its env/ files (no cmdline or envvars on disk) and with the
+        environment cut to RUN_ENV_NAMES: ansible-runner seeds the run with all of ours."""
+        # Deferred: slow to import, and --help should stay fast.
+        from ansible_runner.config.runner import RunnerConfig
+        from ansible_runner.runner import Runner as AnsibleRunner
+
+        config = RunnerConfig(
+            private_data_dir=str(private_dir),
+            artifact_dir=str(handler.artifact_dir.parent),
+            project_dir=os.getcwd(),
+            ident=run_id,
+            playbook=str(request.playbook),
+            inventory=str(request.inventory),
+            limit=request.limit,
+            cmdline=self._cmdline(request),
+            envvars=self._envvars(run_id),
+            quiet=True,
+            rotate_artifacts=self.settings.keep_artifacts,
+            settings=dict(RUNNER_SETTINGS),
         )
-        pool.shutdown(wait=False)
-        return future
+        config.prepare()
+        config.env = run_environment(os.environ, config.env)
+        runner = AnsibleRunner(config, event_handler=handler, cancel_callback=stopper)
+        runner.run()
+        return runner
 
     def _cmdline(self, request: RunRequest) -> str:
+        """Options only: extra vars go in a file (write_extravars), never into a process's argv."""
         args: list[str] = []
         if request.check:
             args.append("--check")
         if request.diff:
             args.append("--diff")
-        if request.extra_vars:
-            args += ["-e", json.dumps(request.extra_vars)]
         for vault_file in self.settings.vault_password_files:
             args += ["--vault-password-file", vault_file]
         return shlex.join(args)
@@ -217,33 +301,20 @@ class _EventHandler:
         self,
         recorder: Recorder,
         redactor: Redactor,
-        secrets: Future[tuple[set[str], dict[str, Any]]],
         on_event: Callable[[dict[str, Any]], None] | None,
         artifact_dir: Path,
     ) -> None:
         self.artifact_dir = artifact_dir
         self.recorder = recorder
         self.redactor = redactor
-        self.secrets = secrets
         self.on_event = on_event
         self.stdout_lines: list[str] = []
-        self._secrets_loaded = False
-
-    def wait_for_secrets(self) -> None:
-        if self._secrets_loaded:
-            return
-        self._secrets_loaded = True
-        try:
-            values, context = self.secrets.result(timeout=SECRETS_WAIT_S)
-            self.redactor.add(values)
-            self.recorder.context.update(context)
-        except Exception as exc:  # noqa: BLE001 - ansible-playbook reports the same input error itself
-            self.recorder.record.details.append(f"secret discovery skipped: {type(exc).__name__}")
+        self._command_scrubbed = False
 
     def __call__(self, event: dict[str, Any]) -> bool:
-        if not self._secrets_loaded:
-            self.wait_for_secrets()
-            # ansible-runner wrote `command` (with the environment) before starting; mask it now.
+        if not self._command_scrubbed:
+            self._command_scrubbed = True
+            # ansible-runner wrote `command` (with the run's environment) before starting; mask it now.
             scrub_file(self.artifact_dir / "command", self.redactor)
         self.recorder.handle(event)
         if event.get("stdout"):
@@ -323,10 +394,17 @@ def scrub_artifacts(artifact_dir: Path, redactor: Redactor, stdout_lines: list[s
     """Mask secrets in every artifact ansible-runner wrote, and leave a redacted stdout file."""
     if not artifact_dir.is_dir():
         return
+    remove_partial_events(artifact_dir)
     for path in artifact_dir.rglob("*"):
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(0o700)
+            continue
         if path.is_file() and path.stat().st_size < 50_000_000:
             scrub_file(path, redactor)
-    (artifact_dir / "stdout").write_text("\n".join(stdout_lines) + "\n")
+        path.chmod(0o600)
+    atomic_write(artifact_dir / "stdout", "\n".join(stdout_lines) + "\n", mode=0o600)
 
 
 def scrub_file(path: Path, redactor: Redactor) -> None:
@@ -367,3 +445,89 @@ def prune_artifacts(artifacts_root: Path, max_age_days: float) -> list[Path]:
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child)
     return removed
+
+
+def _private_folder(path: Path) -> Path:
+    """``path`` as a folder only its owner can enter (artifacts hold masked, yet private, run data)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+# A private/<run> folder's lock file: held (flock) by the run for as long as it lives.
+LOCK_NAME = ".lock"
+RUN_DIR_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]*$")
+
+
+def claim_private_dir(private_root: Path, run_id: str) -> tuple[Path, int]:
+    """private/<run_id>, 0700, created with its lock already held (built under a temporary name and
+    renamed, so a sweeping run never sees it unlocked). Returns the folder and the lock's descriptor."""
+    _private_folder(private_root)
+    building = private_root / f".new-{run_id}"
+    building.mkdir(mode=0o700)
+    lock_fd = os.open(building / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    target = private_root / run_id
+    building.rename(target)
+    return target, lock_fd
+
+
+def write_extravars(private_dir: Path, extra_vars: Mapping[str, Any]) -> None:
+    """env/extravars (0600 in a 0700 folder): ansible-runner passes it as `-e @PATH`, so no value is in
+    any process's argv; the folder goes when the run ends, and the next run sweeps a killed run's."""
+    if not extra_vars:
+        return
+    env_dir = private_dir / "env"
+    env_dir.mkdir(mode=0o700)
+    atomic_write(env_dir / "extravars", unsafe_yaml(extra_vars), mode=0o600)
+
+
+def _is_dead(run_dir: Path) -> bool:
+    """True when no live run holds the folder's lock (a kill -9 releases it)."""
+    try:
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return not run_dir.name.startswith(".new-")  # a folder being built has its lock a moment later
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_partial_events(artifact_dir: Path) -> None:
+    """ansible-playbook's callback writes each event, unmasked, to job_events/<uuid>-partial.json for
+    ansible-runner to merge; one that was never merged (the run was killed) is removed, not kept."""
+    for partial in (artifact_dir / "job_events").glob("*-partial.json"):
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+
+
+def sweep_leftovers(work_dir: Path) -> list[str]:
+    """What runs killed with -9 left: their private folders (env/extravars, and env/cmdline from older
+    versions) and the unmerged partial events in their artifacts. Live runs (lock held) are left alone."""
+    swept = []
+    private_root = work_dir / "private"
+    live = set()
+    if private_root.is_dir():
+        for run_dir in private_root.iterdir():
+            name = run_dir.name.removeprefix(".new-")
+            if not run_dir.is_dir() or not RUN_DIR_RE.match(name):
+                continue
+            if _is_dead(run_dir):
+                remove_partial_events(work_dir / "artifacts" / name)
+                shutil.rmtree(run_dir, ignore_errors=True)
+                swept.append(name)
+            else:
+                live.add(name)
+    artifacts_root = work_dir / "artifacts"
+    if artifacts_root.is_dir():
+        for artifact_dir in artifacts_root.iterdir():
+            if artifact_dir.name not in live and artifact_dir.is_dir():
+                remove_partial_events(artifact_dir)
+    return swept

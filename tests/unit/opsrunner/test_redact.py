@@ -14,9 +14,11 @@ def test_secret_names() -> None:
         "CLIENT_API_KEYS",
         "vault_secret_x",
         "MY_PASSPHRASE",
+        "GITHUB_PAT",
+        "ANSIBLE_BECOME_PASS",
     ):
         assert is_secret_name(name), name
-    for name in ("keystore_dir", "port", "chain_id", "monkey", "keys_count"):
+    for name in ("keystore_dir", "port", "chain_id", "monkey", "keys_count", "compass", "web_path"):
         assert not is_secret_name(name), name
 
 
