@@ -36,7 +36,13 @@ def free_port() -> int:
 def opsrunner(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     return subprocess.run(
-        [str(BIN / "opsrunner"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [str(BIN / "opsrunner"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

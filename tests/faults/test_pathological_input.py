@@ -40,7 +40,7 @@ def trickling_server() -> Iterator[int]:
     def accept() -> None:
         while not stop.is_set():
             try:
-                conn, _ = listener.accept()
+                conn, _address = listener.accept()
             except TimeoutError:
                 continue
             threading.Thread(target=serve, args=(conn,), daemon=True).start()

@@ -189,6 +189,7 @@ def test_the_next_run_sweeps_what_a_killed_run_left(tmp_path: Path, opsrunner, p
         [str(BIN / "opsrunner"), "run", str(playbook), "-i", str(inventory), "-e", f"@{extra}"],
         cwd=tmp_path, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    run_id = ""
     try:
         deadline = time.monotonic() + 60
         while not list(private.glob("*/env/extravars")) and time.monotonic() < deadline:
@@ -201,7 +202,7 @@ def test_the_next_run_sweeps_what_a_killed_run_left(tmp_path: Path, opsrunner, p
     finally:
         killed.kill()
         deadline = time.monotonic() + 10
-        while run_pids(run_id) and time.monotonic() < deadline:
+        while run_id and run_pids(run_id) and time.monotonic() < deadline:
             for pid in run_pids(run_id):
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)

@@ -27,7 +27,7 @@ def test_bounded_restarts_then_one_page(tmp_path: Path) -> None:
             "aitbc_alert_urls": [hook.url],
         }
         site = web_site(tmp_path, ["web1"], extra=settings, command=broken)
-        codes = [site.run("heartbeat").returncode for _ in range(4)]
+        codes = [site.run("heartbeat").returncode for _beat in range(4)]
         assert codes == [1, 1, 1, 1]
         (incident,) = IncidentStore(MemoryStore(site.memory)).all()
         assert incident.escalated and incident.restarts == 2, incident.timeline

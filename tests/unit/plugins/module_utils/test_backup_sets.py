@@ -258,7 +258,7 @@ def test_a_set_taken_with_keep_survives_retention(tmp_path: Path) -> None:
         f"backup set {kept['backup']['set']} written to {kept['backup']['path']}: 1 file(s)"
     )
     assert "label devnet-reset; kept: retention never deletes it" in kept["msg"] and "\n" not in kept["msg"]
-    later = [backup_result(params)["backup"]["set"] for _ in range(3)]
+    later = [backup_result(params)["backup"]["set"] for _take in range(3)]
     assert set_summary(resolve_set(root, "h1", later[0]))["keep"] is False
     far = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)
     done = prune(root, "h1", keep_last=1, keep_days=0, now=far)

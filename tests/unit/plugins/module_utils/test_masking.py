@@ -56,8 +56,8 @@ def test_masking_time_is_linear(unit: str) -> None:
         mask_secrets(text)
         return time.perf_counter() - start
 
-    small = min(seconds(64 * 1024) for _ in range(3))
-    large = min(seconds(1024 * 1024) for _ in range(3))
+    small = min(seconds(64 * 1024) for _round in range(3))
+    large = min(seconds(1024 * 1024) for _round in range(3))
     assert large < max(small, 0.002) * 60, (unit, small, large)
 
 
