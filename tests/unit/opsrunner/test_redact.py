@@ -57,3 +57,12 @@ def test_no_log_results_keep_only_flags() -> None:
     cleaned = redactor.redact({"res": res})["res"]
     assert "plaintext secret" not in str(cleaned)
     assert cleaned["changed"] is True and cleaned["failed"] is False
+
+
+def test_the_redactor_masks_host_text_whatever_its_key() -> None:
+    result = {"log_tail": ["Authorization: Bearer 0123456789abcdef", "ok"], "msg": "url mysql://a:b1@h/x"}
+    assert Redactor().redact(result) == {
+        "log_tail": ["Authorization: Bearer <secret>", "ok"],
+        "msg": "url mysql://a:<secret>@h/x",
+    }
+    assert Redactor().redact_text("password=hunter2 and pw") == "password=<secret> and pw"
