@@ -88,14 +88,24 @@ def escaped_forms(secrets: Iterable[str]) -> set[str]:
     return forms - set(secrets)
 
 
+# What makes a string a template for Ansible: only strings holding one of these are ever templated.
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
 def unsafe_yaml(data: Mapping[str, Any]) -> str:
-    """Extra vars as YAML with every string tagged !unsafe.
+    """Extra vars as YAML, every string that could be a template tagged !unsafe.
 
     ansible-playbook reads `-e @file` as trusted templates (ansible-core 2.19), while the same values given
     inline are data: the tag keeps them data (a CLI argument holding "{{ lookup('pipe', ...) }}" is a
-    string, not a command), on every ansible-core version."""
+    string, not a command). Only such strings are tagged: Ansible's !unsafe constructor resolves a scalar
+    like any other, so "2" would arrive as the number 2 and "" as null; the rest are quoted plain strings."""
+
+    def represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        tag = "!unsafe" if any(marker in value for marker in TEMPLATE_MARKERS) else "tag:yaml.org,2002:str"
+        return dumper.represent_scalar(tag, value, style='"')
+
     dumper = type("UnsafeDumper", (yaml.SafeDumper,), {})
-    dumper.add_representer(str, lambda d, value: d.represent_scalar("!unsafe", value, style='"'))
+    dumper.add_representer(str, represent_str)
     return yaml.dump(dict(data), Dumper=dumper, allow_unicode=True, sort_keys=False)
 
 

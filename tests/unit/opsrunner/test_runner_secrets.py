@@ -77,7 +77,7 @@ def test_extra_vars_are_written_as_data_ansible_never_templates(tmp_path: Path) 
     loaded = DataLoader().load_from_file(str(path), trusted_as_template=True)
     assert loaded == values
     assert Templar(loader=DataLoader(), variables={}).template(loaded["cli_arg"]) == values["cli_arg"]
-    assert "!unsafe" in unsafe_yaml({"k": "v"})
+    assert "!unsafe" in unsafe_yaml({"k": "{{ v }}"}) and "!unsafe" not in unsafe_yaml({"k": "v"})
 
 
 def _hold_lock_then_sleep(private_root: Path, run_id: str, ready: multiprocessing.synchronize.Event) -> None:
@@ -157,3 +157,17 @@ def test_a_hanging_discovery_is_killed_at_its_deadline(tmp_path: Path, ansible_c
     with pytest.raises(SecretDiscoveryError, match="took over 3 s"):
         discover_secrets(playbook, _localhost(tmp_path), [str(script)], timeout=3)
     assert time.monotonic() - started < 10
+
+
+def test_extra_vars_keep_their_types_through_the_file(tmp_path: Path) -> None:
+    """Ansible's !unsafe constructor resolves scalars like any other: only template-like strings get it, so
+    "2" stays the string "2" (deploy's version) and "" stays "" (diagnose's service)."""
+    from ansible.parsing.dataloader import DataLoader
+
+    data = {"version": "2", "service": "", "none": None, "count": 3, "flag": True, "list": ["1", "yes"]}
+    (tmp_path / "private").mkdir(mode=0o700)
+    write_extravars(tmp_path / "private", data)
+    path = tmp_path / "private" / "env" / "extravars"
+    loaded = DataLoader().load_from_file(str(path), trusted_as_template=True)
+    assert loaded == data
+    assert isinstance(loaded["version"], str) and isinstance(loaded["service"], str)
