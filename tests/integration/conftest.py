@@ -107,6 +107,14 @@ def stack(shared_stack: SharedStack) -> HostPool:
     return shared_stack.pool
 
 
+@pytest.fixture(scope="module")
+def shared_stack_down() -> None:
+    """For module fixtures that start services of their own on the test hosts (the autouse fixture below
+    runs after them): the shared demo stack goes down first, so its ports are free."""
+    if _SHARED_STACK:
+        _SHARED_STACK[0].down()
+
+
 @pytest.fixture(autouse=True)
 def _no_stack_unless_asked(request: pytest.FixtureRequest) -> None:
     # Tests without `stack` expect the hosts' ports free and no demo processes (molecule scenarios start

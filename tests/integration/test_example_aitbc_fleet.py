@@ -85,7 +85,9 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(ssh_hosts: HostPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(
+    ssh_hosts: HostPool, tmp_path_factory: pytest.TempPathFactory, shared_stack_down: None
+) -> Iterator[Fleet]:
     work = tmp_path_factory.mktemp("aitbc-fleet")
     hosts = example_on_test_hosts("aitbc-fleet", ssh_hosts, work / "inventory")
     fleet = Fleet(ssh_hosts, work / "inventory", work, hosts)
