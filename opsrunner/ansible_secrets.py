@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,52 @@ class SecretDiscoveryError(Exception):
     """The secrets of a run could not be discovered (so the run must not start)."""
 
 
+class Discovery:
+    """secrets_from_playbook() in a forked process: Ansible's global state (CLI context, plugin loader,
+    vault secrets) stays out of the caller, and a discovery that hangs is killed. The process is forked
+    when this is made (from the main thread, before the run starts any of its own), and works while
+    ansible-playbook starts; `result()` waits for it. The values come back over a pipe, never a file."""
+
+    def __init__(
+        self,
+        playbook: Path,
+        inventory: Path,
+        vault_password_files: Iterable[str] = (),
+        limit: str | None = None,
+    ) -> None:
+        fork = multiprocessing.get_context("fork")
+        self._receive, send = fork.Pipe(duplex=False)
+        args = (playbook, inventory, tuple(vault_password_files), limit)
+        self._child = fork.Process(target=_discover_into, args=(send, *args), daemon=True)
+        self._child.start()
+        send.close()
+        self._started = time.monotonic()
+        self._outcome: tuple[Any, ...] | None = None
+
+    def result(self, timeout: float = 120) -> tuple[set[str], dict[str, Any]]:
+        """(secret values, context vars); a failure, or ``timeout`` s from the start: SecretDiscoveryError."""
+        if self._outcome is None:
+            self._outcome = self._wait(timeout)
+        if self._outcome[0] != "ok":
+            raise SecretDiscoveryError(self._outcome[1])
+        return self._outcome[1], self._outcome[2]
+
+    def _wait(self, timeout: float) -> tuple[Any, ...]:
+        try:
+            left = max(0.0, timeout - (time.monotonic() - self._started))
+            if not self._receive.poll(left):
+                return ("error", f"it took over {timeout:g} s")
+            try:
+                return tuple(self._receive.recv())
+            except EOFError:
+                return ("error", f"the discovery process died (exit {self._child.exitcode})")
+        finally:
+            self._receive.close()
+            if self._child.is_alive():
+                self._child.kill()
+            self._child.join()
+
+
 def discover_secrets(
     playbook: Path,
     inventory: Path,
@@ -100,30 +147,8 @@ def discover_secrets(
     limit: str | None = None,
     timeout: float = 120,
 ) -> tuple[set[str], dict[str, Any]]:
-    """secrets_from_playbook() in a forked process: Ansible's global state (CLI context, plugin loader,
-    vault secrets) stays out of the caller, and a discovery that hangs is killed after ``timeout`` s.
-    The values come back over a pipe, never through a file. Any failure: SecretDiscoveryError."""
-    fork = multiprocessing.get_context("fork")
-    receive, send = fork.Pipe(duplex=False)
-    args = (playbook, inventory, tuple(vault_password_files), limit)
-    child = fork.Process(target=_discover_into, args=(send, *args), daemon=True)
-    child.start()
-    send.close()
-    try:
-        if not receive.poll(timeout):
-            raise SecretDiscoveryError(f"it took over {timeout:g} s")
-        try:
-            outcome = receive.recv()
-        except EOFError:
-            raise SecretDiscoveryError(f"the discovery process died (exit {child.exitcode})") from None
-    finally:
-        receive.close()
-        if child.is_alive():
-            child.kill()
-        child.join()
-    if outcome[0] != "ok":
-        raise SecretDiscoveryError(outcome[1])
-    return outcome[1], outcome[2]
+    """Discovery(...).result(timeout): every secret of a run, or SecretDiscoveryError."""
+    return Discovery(playbook, inventory, vault_password_files, limit).result(timeout)
 
 
 def _discover_into(

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .ansible_secrets import SecretDiscoveryError, discover_secrets, redactor_for_environment
+from .ansible_secrets import Discovery, SecretDiscoveryError, redactor_for_environment
 from .ansible_yaml import AnyTagLoader
 from .hooks import Hooks, install_hooks
 from .memory import MEMORY_DIR_ENV, MemoryStore, atomic_write
@@ -191,20 +191,21 @@ class Runner:
             check_mode=request.check,
             extra_vars=request.extra_vars,
         )
-        # The secret discovery reads the same ansible.cfg as the run. It runs to the end before the run
-        # starts: a run whose secrets are unknown would write them unmasked, so it does not start (exit 2).
+        # The secret discovery reads the same ansible.cfg as the run. Its process is forked now and works
+        # while ansible-playbook starts; the first event waits for it, so nothing is recorded or written
+        # before every secret is known. If it fails, the run is stopped and nothing of it is kept (exit 2).
         for key, value in self._envvars(run_id).items():
             if key.startswith("ANSIBLE_CONFIG"):
                 os.environ.setdefault(key, value)
-        values, context = self._discover_secrets(request, redactor)
-        redactor.add(values)
-        redactor.add(escaped_forms(redactor.secrets))
-        recorder.context.update(context)
+        discovery = Discovery(
+            request.playbook, request.inventory, self.settings.vault_password_files, request.limit
+        )
         hooks = install_hooks(recorder, request.event)
         work_dir = _private_folder(self.settings.work_dir)
         artifact_dir = _private_folder(work_dir / "artifacts") / run_id
         sweep_leftovers(work_dir)
-        handler = _EventHandler(recorder, redactor, on_event, artifact_dir)
+        secrets = _Secrets(discovery, redactor, recorder, self.cancel)
+        handler = _EventHandler(recorder, redactor, on_event, artifact_dir, secrets)
         stopper = _Stopper(run_id, self._cancel)
 
         # The run's own folder for ansible-runner's env/ (the extra vars file), locked while the run lives
@@ -219,29 +220,16 @@ class Runner:
             stopper.sweep()
             shutil.rmtree(private_dir, ignore_errors=True)
             os.close(lock_fd)
+        if not secrets.known():  # also a run that printed no event: its artifacts may hold secrets
+            shutil.rmtree(artifact_dir, ignore_errors=True)
+            raise BadInput(
+                f"cannot discover the secrets of {request.playbook}: {secrets.failure}; refusing to run"
+            )
         canceled = result.status == "canceled" or self._cancel.is_set()
         record = recorder.finish(rc=result.rc, canceled=canceled)
         scrub_artifacts(artifact_dir, redactor, handler.stdout_lines)
         prune_artifacts(self.settings.work_dir / "artifacts", self.settings.artifact_max_age_days)
         return RunOutcome(record=record, artifact_dir=artifact_dir, status=result.status, hooks=hooks)
-
-    def _discover_secrets(self, request: RunRequest, redactor: Redactor) -> tuple[set[str], dict[str, Any]]:
-        """Vault and inventory secrets, loaded with Ansible's API in a forked process (Ansible's global
-        state stays out of opsrunner, and a discovery that hangs can be killed); the values come back over
-        a pipe, never through a file. Failure or SECRETS_WAIT_S: BadInput (exit 2), the run not started."""
-        try:
-            return discover_secrets(
-                request.playbook,
-                request.inventory,
-                self.settings.vault_password_files,
-                request.limit,
-                timeout=SECRETS_WAIT_S,
-            )
-        except SecretDiscoveryError as exc:
-            reason = redactor.redact_text(str(exc))
-            raise BadInput(
-                f"cannot discover the secrets of {request.playbook}: {reason}; refusing to run"
-            ) from None
 
     def _start(
         self,
@@ -304,8 +292,39 @@ class Runner:
         return env
 
 
+class _Secrets:
+    """The run's secret discovery, awaited once: its values taught to the redactor, its context to the
+    recorder; on failure the run is cancelled and `failure` says why."""
+
+    def __init__(
+        self, discovery: Discovery, redactor: Redactor, recorder: Recorder, cancel: Callable[[], None]
+    ) -> None:
+        self._discovery = discovery
+        self._redactor = redactor
+        self._recorder = recorder
+        self._cancel = cancel
+        self._known: bool | None = None
+        self.failure = ""
+
+    def known(self) -> bool:
+        if self._known is None:
+            try:
+                values, context = self._discovery.result(SECRETS_WAIT_S)
+            except SecretDiscoveryError as exc:
+                self.failure = self._redactor.redact_text(str(exc))
+                self._known = False
+                self._cancel()
+                return False
+            self._redactor.add(values)
+            self._redactor.add(escaped_forms(self._redactor.secrets))
+            self._recorder.context.update(context)
+            self._known = True
+        return self._known
+
+
 class _EventHandler:
-    """ansible-runner's event_handler: redact and record each event, then let ansible-runner write it."""
+    """ansible-runner's event_handler: redact and record each event, then let ansible-runner write it.
+    The first event waits for the secret discovery; without it, no event is recorded or written."""
 
     def __init__(
         self,
@@ -313,15 +332,19 @@ class _EventHandler:
         redactor: Redactor,
         on_event: Callable[[dict[str, Any]], None] | None,
         artifact_dir: Path,
+        secrets: _Secrets,
     ) -> None:
         self.artifact_dir = artifact_dir
         self.recorder = recorder
         self.redactor = redactor
         self.on_event = on_event
+        self.secrets = secrets
         self.stdout_lines: list[str] = []
         self._command_scrubbed = False
 
     def __call__(self, event: dict[str, Any]) -> bool:
+        if not self.secrets.known():
+            return False  # not written: its secrets are unknown
         if not self._command_scrubbed:
             self._command_scrubbed = True
             # ansible-runner wrote `command` (with the run's environment) before starting; mask it now.
