@@ -364,7 +364,7 @@ def apply(
         # Observe the checks (may open), then the restarts, then the re-checks (may resolve).
         for outcome in _outcomes(host, report, report.probes):
             changes += _observe(state, incidents, store, active, host, report, outcome, config, now, redact)
-        changes += _remediation(state, host, report, active, now, redact)
+        changes += _remediation(state, host, report, active, config, now, redact)
         if report.rechecks:
             for outcome in _outcomes(host, report, report.rechecks, reachability=False):
                 changes += _observe(
@@ -524,7 +524,7 @@ def _resolve(incident: Incident, report: HostReport, service: str, now: dt.datet
     return Transition("resolved", incident, f"{incident.id} resolved: {incident.summary} ({resolution})")
 
 
-def _remediation(state, host, report, active, now, redact) -> list[Transition]:
+def _remediation(state, host, report, active, config, now, redact) -> list[Transition]:
     changes = []
     for restart in report.restarts:
         service = restart["service"]
@@ -538,7 +538,22 @@ def _remediation(state, host, report, active, now, redact) -> list[Transition]:
         changes.append(
             Transition(kind, _first(active, host, service), f"{host}: restarted {service}: {outcome}")
         )
+        if restart["ok"]:
+            changes += _crash_loop(state, host, service, active, config, now)
     return changes
+
+
+def _crash_loop(state, host, service, active, config, now) -> list[Transition]:
+    """A restart that spent the budget escalates even though it worked: a service that has to be restarted
+    heartbeat after heartbeat is down between them, and nobody would hear of it while each restart helps."""
+    used = state.restarts_within(host, service, config.restart_window)
+    incident = _first(active, host, service)
+    if used < config.max_restarts or incident is None or incident.escalated:
+        return []
+    incident.escalated = True
+    why = f"crash loop: {used} restart(s) within {config.restart_window} heartbeats, each one healthy again"
+    incident.note(f"escalated: {why}", now)
+    return [Transition("escalated", incident, f"{incident.id} escalated: {incident.summary} ({why})")]
 
 
 def _escalations(state, host, report, active, config, now) -> list[Transition]:
