@@ -9,7 +9,9 @@ leftovers the next run sweeps."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from opsrunner.memory import MemoryStore, utcnow
 from opsrunner.runner import run_pids
 
 pytestmark = pytest.mark.integration
@@ -218,3 +221,39 @@ def test_the_next_run_sweeps_what_a_killed_run_left(tmp_path: Path, opsrunner, p
     assert not (private / run_id).exists()
     assert not list((tmp_path / ".work").rglob("*-partial.json"))
     assert_nothing_planted(done.stdout + done.stderr, tmp_path / ".work")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_run_killed_at_a_random_point_leaves_nothing_unmasked_once_swept(
+    tmp_path: Path, opsrunner, planted, seed: int
+) -> None:
+    """kill -9 of opsrunner at a random point of a run that prints its secrets (before, during or after the
+    play), then its own processes: after the next run's sweep no file holds a planted value, and the memory
+    folder's daily file still parses."""
+    inventory, env = planted
+    playbook = tmp_path / "planted.yml"
+    playbook.write_text(yaml.safe_dump(PLAYBOOK, sort_keys=False))
+    extra = tmp_path / "extra.yml"
+    extra.write_text(yaml.safe_dump(EXTRA_VARS))
+    full_env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), **env}
+    delay = random.Random(seed).uniform(0.2, 5.0)  # a run of this playbook takes about 5 s
+    killed = subprocess.Popen(
+        [str(BIN / "opsrunner"), "run", str(playbook), "-i", str(inventory), "-e", f"@{extra}"],
+        cwd=tmp_path, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(delay)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    for run_dir in (tmp_path / ".work" / "opsrunner" / "artifacts").glob("*"):
+        deadline = time.monotonic() + 10
+        while run_pids(run_dir.name) and time.monotonic() < deadline:
+            for pid in run_pids(run_dir.name):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+
+    done = opsrunner("run", "ping", "-i", str(inventory), env=env)
+
+    assert done.rc == 0, done.stdout + done.stderr
+    assert_nothing_planted(done.stdout + done.stderr, tmp_path / ".work", tmp_path / "memory")
+    assert MemoryStore(tmp_path / "memory").read_daily(utcnow().date())  # whole, and it parses
