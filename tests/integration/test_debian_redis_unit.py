@@ -44,15 +44,7 @@ def one_file_inventory(host: SystemdHost, path: Path) -> Path:
         "ops_site_name": "Cache",
         "aitbc_root": root,
         "aitbc_services": {"redis": REDIS},
-        "aitbc_service_order": ["redis"],
-        "aitbc_catalogue": "{{ aitbc_services }}",
-        "aitbc_health_probes": "{{ aitbc_catalogue | aitbc.ops.health_probes(aitbc_service_order) }}",
-        "aitbc_backup_root": f"{root}/backups",
-        "aitbc_backup_sources": "{{ aitbc_catalogue | aitbc.ops.backup_sources(aitbc_service_order) }}",
-        "aitbc_backup_key": "",
-        "aitbc_backup_drill_queries": {},
     }
-    # Group `aitbc`: playbooks before placement ran on `hosts: aitbc` only (another name ran nothing, exit 0).
     path.write_text(yaml.safe_dump({"all": {"children": {"aitbc": {"hosts": {host.name: values}}}}}))
     return path
 

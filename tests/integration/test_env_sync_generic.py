@@ -10,23 +10,16 @@ The schedule goes to the cron backend with its cron file, unit folder and locks 
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from stack import opsrunner
+from stack import free_port, opsrunner
 from test_schedule import cron_daemon_missing
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def inventory(tmp_path: Path, port: int) -> Path:
