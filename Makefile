@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 WHEELHOUSE := .work/wheelhouse
 DEB_PACKAGES := openssh-server openssh-client redis-server sqlite3 supervisor iproute2 procps cron \
-	debootstrap systemd-container docker.io python3-cryptography chromium nginx memcached
+	debootstrap systemd-container docker.io python3-cryptography chromium nginx memcached \
+	prometheus prometheus-alertmanager redmine redmine-sqlite python3-prometheus-client jq
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 .PHONY: demo test setup deb-deps lint sanity units clean demo-down
@@ -54,7 +55,8 @@ $(WHEELHOUSE)/.done: $(VENV)/.installed requirements.txt
 
 # Debian packages, installed only when missing and only as root (others get a clear hint). The tests run
 # redis-server, nginx and memcached themselves: a policy-rc.d (exit 101) keeps the install from starting
-# their Debian services (on port 6379, 80, 11211) where the machine has none.
+# their Debian services (on port 6379, 80, 11211, 9090, 9093) where the machine has none. Redmine is
+# preseeded for SQLite (its own database, migrated by the install); the tests start it as www-data.
 deb-deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -64,6 +66,9 @@ deb-deps:
 	      printf '#!/bin/sh\n# aitbc-ops make deb-deps: no daemon starts during the install\nexit 101\n' >/usr/sbin/policy-rc.d; \
 	      chmod 755 /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
 	    fi; \
+	    printf '%s\n' 'redmine redmine/current-instances string default' \
+	      'redmine redmine/instances/default/dbconfig-install boolean true' \
+	      'redmine redmine/instances/default/database-type select sqlite3' | debconf-set-selections; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "missing Debian packages (install as root): $$missing"; fi; \
 	fi
