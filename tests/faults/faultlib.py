@@ -7,6 +7,7 @@ stops what it started by pid.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,8 +80,15 @@ class Site:
                 os.kill(pid, signal.SIGKILL)
 
 
-def web_site(tmp_path: Path, hosts: list[str], extra: dict | None = None, command: str | None = None) -> Site:
-    """The inventory: each host runs `web`, its own port, state under tmp_path/<host>."""
+def web_site(
+    tmp_path: Path,
+    hosts: list[str],
+    extra: dict | None = None,
+    command: str | None = None,
+    service: dict | None = None,
+) -> Site:
+    """The inventory: each host runs `web`, its own port, state under tmp_path/<host>. ``service``: keys
+    that replace or add to web's catalogue entry (databases, backup, app_root, probes)."""
     site = Site(tmp_path, tmp_path / "hosts.yml", tmp_path / "memory")
     inventory_hosts = {}
     for host in hosts:
@@ -102,6 +112,7 @@ def web_site(tmp_path: Path, hosts: list[str], extra: dict | None = None, comman
         "pidfile": "{{ aitbc_root }}/run/web.pid",
         "log_file": "{{ aitbc_root }}/log/web.log",
         "probes": [{"type": "http", "path": "/"}],
+        **(service or {}),
     }
     site.inventory.write_text(
         yaml.safe_dump(
@@ -141,6 +152,28 @@ def webhook() -> Iterator[Webhook]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def flip_bit(path: Path, offset: int | None = None, bit: int = 0) -> int:
+    """Flip one bit of a file in place (the byte in its middle unless ``offset``); returns the offset."""
+    data = bytearray(path.read_bytes())
+    where = len(data) // 2 if offset is None else offset
+    data[where] ^= 1 << bit
+    path.write_bytes(bytes(data))
+    return where
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """Status and body of a GET (an error status is an answer, not an exception)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URLs only
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def wait_for(check, timeout: float = 10.0) -> bool:
