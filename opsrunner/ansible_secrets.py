@@ -86,8 +86,8 @@ def redactor_for_environment(environ: Mapping[str, str] | None = None) -> Redact
     return redactor
 
 
-# Variables the recorder needs on the controller (alert routes may come from vault).
-CONTEXT_VARS = ("aitbc_alert_urls",)
+# Variables the recorder needs on the controller (page routes, the tracker and its key may come from vault).
+CONTEXT_VARS = ("aitbc_alert_urls", "aitbc_paging", "aitbc_tracker", "aitbc_heartbeat_ping_url")
 
 
 class SecretDiscoveryError(Exception):

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .incidents import Incident, IncidentChange, IncidentStore, record_incident_changes, settle
+from .incidents import Incident, IncidentChange, IncidentStore, settle
 from .recorder import Recorder, RunRecord, TaskResult
 from .report import size_text
+from .respond import record_incident_changes
 
 BACKUP_SERVICE = "backup"
 VERIFY_CHECK = "backup verify"
@@ -81,7 +82,8 @@ class BackupHooks:
 
     def _on_restore(self, record: RunRecord, result: TaskResult) -> None:
         res = result.result
-        if result.failed or record.check_mode or not res.get("changed"):
+        # A plan (a task in check mode, such as the restore role's) lists the files too: not a restore.
+        if result.failed or record.check_mode or res.get("check_mode") or not res.get("changed"):
             return
         files = ", ".join(str(item.get("file")) for item in res.get("restored") or [])
         into = f" into {res['dest']}" if res.get("dest") else ""

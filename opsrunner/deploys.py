@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .incidents import Incident, IncidentChange, IncidentStore, record_incident_changes, settle
+from .failures import DEPLOY_CHECK
+from .incidents import Incident, IncidentChange, IncidentStore, settle
 from .recorder import Recorder, RunRecord, TaskResult
+from .respond import record_incident_changes
 
 # The release module's rule for a version (plugins/module_utils/release.py VERSION_RE; a unit test keeps
 # them equal): the CLI checks it before a version becomes a path in the first copy.
@@ -20,7 +22,6 @@ VERSION_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,199}\Z")
 # A batch size: a positive number of hosts, or 1% to 100% of them. 0 would mean every host at once.
 SERIAL_RE = re.compile(r"\A(?:[1-9][0-9]{0,5}|(?:[1-9][0-9]?|100)%)\Z")
 
-DEPLOY_CHECK = "deploy"
 ROLLBACK_LABEL = "automatic-rollback"
 DEPLOYED_LABEL = "deployed"
 

@@ -48,6 +48,7 @@ OCCURRENCE_RE = re.compile(
 TITLE_SEPARATOR = " — "
 UNKNOWN_CAUSE = "unknown cause"
 REACHABILITY_CHECK = "reachable"  # the check of a host's reachability (the heartbeat's, incidents')
+DEPLOY_CHECK = "deploy"  # the check of a deploy's health gate (a rolled-back release's incident)
 
 
 # -- signatures ------------------------------------------------------------------------------------

@@ -13,14 +13,17 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from filelock import FileLock
+
 from .failures import REACHABILITY_CHECK
 from .incidents import (
+    CATEGORIES,
     STATE_FILE,
-    AlertRouter,
     Incident,
     IncidentStore,
     close,
@@ -29,6 +32,7 @@ from .incidents import (
 )
 from .memory import MemoryStore, atomic_write, format_time, utcnow
 from .recorder import Recorder, RunRecord, TaskResult
+from .respond import Responder
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,19 @@ HOST_SERVICE = "host"  # probes of the host itself (disk, memory, load), and rea
 HISTORY_FILE = "incidents/.heartbeat-history.jsonl"
 HISTORY_MAX_LINES = 5000
 HISTORY_KEEP_LINES = 4000
+
+
+# Held for a whole heartbeat or assessment run: never two runs probing and restarting at once.
+RUN_LOCK_TIMEOUT_S = 900.0
+
+
+@contextmanager
+def run_lock(store: MemoryStore, timeout: float = RUN_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """The heartbeat's run lock (a waiting run blocks, up to `timeout`, then raises filelock.Timeout)."""
+    lock_dir = store.path(".locks")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / "heartbeat-run.lock"), timeout=timeout):
+        yield
 
 
 class SettingsError(ValueError):
@@ -68,6 +85,8 @@ class HeartbeatConfig:
     max_restarts: int = 3  # restarts of one service ...
     restart_window: int = 6  # ... within this many heartbeats
     remediate: bool = True
+    # An assessment of these services only (the intake's scoped run): it does not count as a heartbeat.
+    scope: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in COUNTS:
@@ -81,6 +100,8 @@ class HeartbeatConfig:
                 )
             setattr(self, name, number)
         self.remediate = str(self.remediate).lower() not in ("false", "0", "no")
+        scope = self.scope if isinstance(self.scope, list) else []
+        self.scope = [str(name) for name in scope]
 
     @classmethod
     def from_labels(cls, labels: dict[str, Any]) -> HeartbeatConfig:
@@ -173,11 +194,14 @@ def restart_plan(
     if not config.remediate:
         return []
     state = HeartbeatState.load(store)
-    upcoming = state.sequence + 1
+    upcoming = state.sequence + (0 if config.scope else 1)
+    paused = paused_services(store, host)
     plan: list[str] = []
     for probe in failing:
         service = probe.get("service") or ""
-        if not service or service == HOST_SERVICE or service in plan:
+        if not service or service == HOST_SERVICE or service in plan or service in paused:
+            continue
+        if probe.get("category") == "security":
             continue
         prior = state.checks.get(incident_key(host, service, probe["name"]), CheckState())
         if prior.failures + 1 < config.failure_threshold:
@@ -189,6 +213,16 @@ def restart_plan(
     return plan
 
 
+def paused_services(store: MemoryStore, host: str) -> set[str]:
+    """Services of `host` nobody may restart now: an incident of theirs waits for guidance, or is a
+    security incident (a person decides what happens to a service that may be compromised)."""
+    return {
+        incident.service
+        for incident in IncidentStore(store).active().values()
+        if incident.host == host and (incident.status == "needs-guidance" or incident.category == "security")
+    }
+
+
 class HeartbeatHooks:
     """Recorder hooks for heartbeat runs (the runner and the memory callback register the same)."""
 
@@ -197,7 +231,7 @@ class HeartbeatHooks:
     ) -> None:
         """`expected`: this run is a heartbeat (its unreachable hosts count even if no probe ran)."""
         self.recorder = recorder
-        self.send_alert = send_alert if send_alert is not None else AlertRouter(recorder)
+        self.send_alert = send_alert if send_alert is not None else Responder.for_run(recorder)
         self.expected = expected
         self.hosts: dict[str, HostReport] = {}
         self.config: HeartbeatConfig | None = None
@@ -208,6 +242,11 @@ class HeartbeatHooks:
     @property
     def active(self) -> bool:
         return self.expected or self.config is not None
+
+    @property
+    def scoped(self) -> bool:
+        """An assessment of some services (the intake's), not a heartbeat of the whole fleet."""
+        return bool(self.config and self.config.scope)
 
     @staticmethod
     def _config(labels: dict[str, Any]) -> HeartbeatConfig:
@@ -277,10 +316,11 @@ class HeartbeatHooks:
             self.transitions = apply(
                 store, self.hosts, self.config or HeartbeatConfig(), recorder.redactor.redact_text
             )
-            entry = history_entry(
-                record.run_id, record.finished or utcnow(), self.hosts, recorder.redactor.redact_text
-            )
-            append_history(store, entry)
+            if not self.scoped:
+                entry = history_entry(
+                    record.run_id, record.finished or utcnow(), self.hosts, recorder.redactor.redact_text
+                )
+                append_history(store, entry)
         if record.outcome == "ok" and not self.healthy():  # a crash systemd repaired is a failure too
             record.outcome = "unhealthy"
         for transition in self.transitions:
@@ -288,8 +328,13 @@ class HeartbeatHooks:
             if transition.incident and transition.incident.id not in record.incidents:
                 record.incidents.append(transition.incident.id)
         for transition in self.transitions:
-            if transition.incident is not None and _alerts_on(transition):
+            if transition.incident is not None and transition.kind in PAGED_KINDS:
                 self.send_alert(transition.kind, transition.incident, transition.text)
+        if isinstance(self.send_alert, Responder):
+            self.send_alert.remind(list(IncidentStore(store).active().values()))
+            self.send_alert.retry_tickets()
+        if not self.scoped:
+            ping_deadman(recorder.context.get("aitbc_heartbeat_ping_url"), record, recorder.redactor)
 
 
 def history_entry(
@@ -340,11 +385,28 @@ def append_history(store: MemoryStore, entry: dict[str, Any]) -> None:
             atomic_write(path, "".join(kept))
 
 
-def _alerts_on(transition: Transition) -> bool:
-    """Alerts fire on escalation, on an unreachable host, and on resolve."""
-    if transition.kind == "opened":
-        return transition.incident is not None and transition.incident.check == REACHABILITY_CHECK
-    return transition.kind in ("escalated", "resolved")
+# The transitions the responder hears of; its policy decides which page (respond.PagingPolicy).
+PAGED_KINDS = ("opened", "escalated", "resolved")
+PING_TIMEOUT_S = 10.0
+
+
+def ping_deadman(url: Any, record: RunRecord, redactor: Any) -> None:
+    """The dead-man's switch, outward: tell a watcher (healthchecks-style URL) that a heartbeat finished.
+    Best effort, bounded; the URL may carry a token, so only its masked form is recorded."""
+    if not url or not isinstance(url, str):
+        return
+    import urllib.request
+
+    from .notify import mask_url
+
+    target = mask_url(url)
+    status = "ok" if record.outcome == "ok" else "fail"
+    try:
+        request = urllib.request.Request(url, data=status.encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=PING_TIMEOUT_S) as answer:  # noqa: S310 - the user's URL
+            record.details.append(f"dead-man ping to {target}: HTTP {answer.status}")
+    except Exception as exc:  # noqa: BLE001 - a dead watcher must not fail the heartbeat
+        record.details.append(redactor.redact_text(f"dead-man ping to {target} failed: {type(exc).__name__}"))
 
 
 def apply(
@@ -355,7 +417,8 @@ def apply(
 ) -> list[Transition]:
     """One heartbeat's state transitions; the caller holds the state lock."""
     state = HeartbeatState.load(store)
-    state.sequence += 1
+    if not config.scope:  # an assessment between heartbeats shares their budget but is not one of them
+        state.sequence += 1
     incidents = IncidentStore(store)
     active = incidents.active()
     now = utcnow()
@@ -371,6 +434,7 @@ def apply(
                     state, incidents, store, active, host, report, outcome, config, now, redact
                 )
         changes += _crashes(state, incidents, store, active, host, report, now)
+        changes += _reported(host, report, active, now)
         changes += _escalations(state, host, report, active, config, now)
     state.prune(max(config.restart_window, 1) * 4)
     for incident in active.values():  # resolved ones too: they were active when the run began
@@ -401,6 +465,11 @@ def _observe(state, incidents, store, active, host, report, outcome, config, now
     if incident is not None and not incident.active:
         return []
     if ok and incident and checked.successes >= config.success_threshold:
+        if incident.category == "security" and not incident.acknowledged_by:
+            # A security problem is closed by a person: passing again may mean someone covered tracks.
+            if checked.successes == config.success_threshold:
+                incident.note("the check passes again; a person must acknowledge it before it resolves", now)
+            return []
         return [_resolve(incident, report, service, now)]
     if not ok and incident:
         if failure_shape(detail) != failure_shape(previous_detail):
@@ -509,9 +578,14 @@ def _open(
     note = f"opened after {checked.failures} failed heartbeat(s): {detail}"
     diagnostics = report.diagnostics.get(service) or report.diagnostics.get(HOST_SERVICE, "")
     notes = debugging_section(store, "host unreachable" if unreachable else service, check)
-    return incidents.open(
+    incident = incidents.open(
         host, service, check, summary, note, now, diagnostics=diagnostics, debugging_notes=notes
     )
+    probe = report.final.get(check) or {}
+    if probe.get("category") in CATEGORIES and probe["category"] != incident.category:
+        incident.category = probe["category"]
+        incidents.save(incident)
+    return incident
 
 
 def _resolve(incident: Incident, report: HostReport, service: str, now: dt.datetime) -> Transition:
@@ -556,6 +630,40 @@ def _crash_loop(state, host, service, active, config, now) -> list[Transition]:
     return [Transition("escalated", incident, f"{incident.id} escalated: {incident.summary} ({why})")]
 
 
+def _service_failing(report: HostReport, service: str) -> bool | None:
+    """Does any of the service's probes fail this run? None when the run did not probe it."""
+    results = [
+        bool(p.get("ok")) for p in report.final.values() if (p.get("service") or HOST_SERVICE) == service
+    ]
+    return None if not results or report.unreachable else not all(results)
+
+
+def _reported(
+    host: str, report: HostReport, active: dict[str, Incident], now: dt.datetime
+) -> list[Transition]:
+    """Incidents that monitoring or an agent reported resolve when the reporter says resolved AND our own
+    probes of the service pass: a resolved alert alone is a claim, not a fact."""
+    changes = []
+    for incident in list(active.values()):
+        if incident.host != host or not incident.active or incident.source == "heartbeat":
+            continue
+        if incident.reported != "resolved" or incident.category == "security":
+            continue
+        if _service_failing(report, incident.service) is False:
+            resolution = "the reporter resolved it and our probes pass"
+            restarted = any(r["service"] == incident.service and r["ok"] for r in report.restarts)
+            cause = incident.cause or ("service down" if restarted else "reported by " + incident.source)
+            close(incident, f"resolved: {resolution}", cause=cause, resolution=resolution)
+            changes.append(Transition("resolved", incident, f"{incident.id} resolved: {incident.summary}"))
+    return changes
+
+
+def _still_failing(state: HeartbeatState, report: HostReport, incident: Incident) -> bool:
+    if incident.source == "heartbeat":
+        return not state.checks.get(incident.key, CheckState()).last_ok
+    return bool(_service_failing(report, incident.service))
+
+
 def _escalations(state, host, report, active, config, now) -> list[Transition]:
     changes = []
     for incident in active.values():
@@ -563,8 +671,9 @@ def _escalations(state, host, report, active, config, now) -> list[Transition]:
             continue
         if incident.check == REACHABILITY_CHECK:  # alerted when it opened; nothing to restart
             continue
-        still_failing = not state.checks.get(incident.key, CheckState()).last_ok
-        if not still_failing:
+        if incident.category == "security" or incident.status == "needs-guidance":
+            continue  # paged at once and never remediated: a person owns it already
+        if not _still_failing(state, report, incident):
             continue
         # Escalation is the page of an outage: without remediation nothing will fix it, so it pages at once.
         unrecoverable = incident.service == HOST_SERVICE or not config.remediate

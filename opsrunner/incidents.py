@@ -8,9 +8,8 @@ Every resolver (the heartbeat, backup verification, deploys, `opsrunner incident
 `IncidentStore.save()`, which notices the transition to resolved (against the record on disk) and files
 the cause and resolution in failures/failure-archive.md (see failures.py); the record gets an Archive line.
 
-`record_incident_changes` and `AlertRouter` serve every capability that opens or resolves incidents from a
-run's results (the heartbeat, backup verification, deploys): one lock, one way to note and alert; `settle`
-is the lifecycle of one incident key (open, note, resolve) that backup verification and deploys share.
+`settle` is the lifecycle of one incident key (open, note, resolve) that backup verification and deploys
+share; respond.py turns the changes into pages and tickets.
 """
 
 from __future__ import annotations
@@ -24,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from . import failures
-from .failures import REACHABILITY_CHECK
 from .memory import FIELD_RE, MemoryStore, atomic_write, format_time, one_line, parse_time, utcnow
-from .recorder import Recorder, RunRecord
 
-STATUSES = ("open", "acknowledged", "resolved")
+# needs-guidance: a question waits for a person (`opsrunner incidents answer`); remediation of it pauses.
+STATUSES = ("open", "acknowledged", "needs-guidance", "resolved")
+CATEGORIES = ("ops", "security", "code")
+# Who told us: our own heartbeat, monitoring, another agent, a person, or the intake itself (dead-man).
+SOURCES = ("heartbeat", "alertmanager", "agent", "manual", "intake")
 INCIDENT_DIR = "incidents"
 # The heartbeat's state (heartbeat.py); its lock serialises every change to incidents, whoever makes it.
 STATE_FILE = "incidents/.heartbeat-state.json"
@@ -68,6 +69,14 @@ class Incident:
     cause: str = ""
     resolution: str = ""
     archive: str = ""  # the failure archive entry (F-xxxxxxxx) it was filed under when resolved
+    category: str = "ops"  # ops | security | code
+    source: str = "heartbeat"
+    fingerprints: list[str] = field(default_factory=list)  # the reporters' identities of this problem
+    reported: str = ""  # the reporter's latest word: firing | resolved ("" for the heartbeat's own)
+    ticket: str = ""  # the developers' ticket (tracker:id)
+    question: str = ""  # what needs-guidance asks
+    acknowledged_by: str = ""  # the person (or agent) who took it; pages remind until someone does
+    paged: dt.datetime | None = None  # the last page about it (reminders count from here)
     timeline: list[TimelineEntry] = field(default_factory=list)
     diagnostics: str = ""
     debugging_notes: str = ""
@@ -102,6 +111,16 @@ class Incident:
         ]
         if self.archive:
             fields.append(("Archive", f"{self.archive} in {ARCHIVE_LINK}"))
+        fields += [("Category", self.category), ("Source", self.source)]
+        optional = [
+            ("Fingerprints", ", ".join(self.fingerprints)),
+            ("Reported", self.reported),
+            ("Ticket", self.ticket),
+            ("Question", one_line(self.question, 600)),
+            ("Acknowledged by", one_line(self.acknowledged_by, 120)),
+            ("Paged", format_time(self.paged) if self.paged else ""),
+        ]
+        fields += [(key, value) for key, value in optional if value]
         lines = [f"# {self.id}: {one_line(self.summary, 200)}", ""]
         lines += [f"- **{key}:** {value}" for key, value in fields]
         lines += ["", "## Timeline", ""]
@@ -155,6 +174,14 @@ class Incident:
             cause="" if fields.get("Cause", "-") == "-" else fields["Cause"],
             resolution="" if fields.get("Resolution", "-") == "-" else fields["Resolution"],
             archive=archive.group(0) if archive else "",
+            category=_choice(fields.get("Category"), CATEGORIES, "ops"),
+            source=_choice(fields.get("Source"), SOURCES, "heartbeat"),
+            fingerprints=[f for f in fields.get("Fingerprints", "").split(", ") if FINGERPRINT_RE.match(f)],
+            reported=_choice(fields.get("Reported"), ("firing", "resolved"), ""),
+            ticket=fields.get("Ticket", ""),
+            question=fields.get("Question", ""),
+            acknowledged_by=fields.get("Acknowledged by", ""),
+            paged=_time_or_none(fields.get("Paged", "")),
             timeline=timeline,
             diagnostics=diagnostics,
             debugging_notes=sections.get("Debugging notes", "").strip(),
@@ -174,13 +201,26 @@ class Incident:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("opened", "updated", "resolved"):
+        for key in ("opened", "updated", "resolved", "paged"):
             data[key] = format_time(data[key]) if data[key] else None
         data["timeline"] = [{"time": format_time(t.time), "text": t.text} for t in self.timeline]
         return data
 
 
 FENCE_RE = re.compile(r"^(`{3,})")
+FINGERPRINT_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], default: str) -> str:
+    """A field's value when it is one of ``allowed``: a hand-edited record cannot invent a category."""
+    return value if value in allowed else default
+
+
+def _time_or_none(value: str) -> dt.datetime | None:
+    try:
+        return parse_time(value) if value else None
+    except ValueError:
+        return None
 
 
 def fence_for(text: str) -> str:
@@ -305,26 +345,75 @@ class IncidentStore:
         taken = [int(p.stem.rsplit("-", 1)[1]) for p in self.folder.glob(f"INC-{day}-*.md")]
         return f"INC-{day}-{max(taken, default=0) + 1:03d}"
 
-    def acknowledge(self, incident_id: str, note: str = "") -> Incident:
+    def change(self, incident_id: str, action: Callable[[Incident], None]) -> Incident:
+        """Load, change and save one incident under the incident lock; `action` raises IncidentError for a
+        change that makes no sense."""
         with self.store.locked(STATE_FILE):
             incident = self.get(incident_id)
-            if not incident.active:
-                raise IncidentError(f"{incident_id} is resolved; nothing to acknowledge")
-            incident.status = "acknowledged"
-            incident.note(f"acknowledged{': ' + note if note else ''}")
+            action(incident)
             self.save(incident)
         return incident
+
+    def acknowledge(self, incident_id: str, note: str = "", by: str = "operator") -> Incident:
+        """A person (or agent) has taken it: reminders stop; an open question stays open."""
+
+        def take(incident: Incident) -> None:
+            _require_active(incident, "acknowledge")
+            if incident.status == "open":
+                incident.status = "acknowledged"
+            incident.acknowledged_by = by
+            incident.note(f"acknowledged by {by}{': ' + note if note else ''}")
+
+        return self.change(incident_id, take)
+
+    def add_note(self, incident_id: str, text: str, by: str = "operator") -> Incident:
+        def add(incident: Incident) -> None:
+            if not text.strip():
+                raise IncidentError("a note needs some text")
+            incident.note(f"note by {by}: {text}")
+
+        return self.change(incident_id, add)
+
+    def ask(self, incident_id: str, question: str, by: str = "operator") -> Incident:
+        """Put it in needs-guidance: remediation of it pauses until `answer`."""
+
+        def put(incident: Incident) -> None:
+            _require_active(incident, "ask about")
+            if not question.strip():
+                raise IncidentError("needs-guidance needs a question")
+            incident.status, incident.question = "needs-guidance", one_line(question, 600)
+            incident.note(f"needs guidance (asked by {by}): {question}")
+
+        return self.change(incident_id, put)
+
+    def answer(self, incident_id: str, text: str, by: str = "operator") -> Incident:
+        """Record the answer to its question; remediation resumes (status acknowledged: a person spoke)."""
+
+        def reply(incident: Incident) -> None:
+            if incident.status != "needs-guidance":
+                raise IncidentError(f"{incident.id} asks nothing (status {incident.status})")
+            if not text.strip():
+                raise IncidentError("an answer needs some text")
+            incident.status, incident.question = "acknowledged", ""
+            incident.acknowledged_by = incident.acknowledged_by or by
+            incident.note(f"answered by {by}: {text}; remediation resumes")
+
+        return self.change(incident_id, reply)
 
     def resolve(
         self, incident_id: str, cause: str = "", resolution: str = "", by: str = "operator"
     ) -> Incident:
-        with self.store.locked(STATE_FILE):
-            incident = self.get(incident_id)
+        def end(incident: Incident) -> None:
             if not incident.active:
                 raise IncidentError(f"{incident_id} is already resolved")
             close(incident, f"resolved by {by}", cause=cause, resolution=resolution)
-            self.save(incident)
-        return incident
+
+        return self.change(incident_id, end)
+
+
+def _require_active(incident: Incident, what: str) -> None:
+    if not incident.active:
+        raise IncidentError(f"{incident.id} is resolved; nothing to {what}")
 
 
 def _read(path: Path) -> Incident | None:
@@ -474,64 +563,3 @@ def settle(
     active[key] = incident
     text = f"{incident.id} opened: {incident.summary}"
     return "opened", incident, text if detail_in_run else f"{text}: {detail}"
-
-
-def record_incident_changes(
-    recorder: Recorder,
-    record: RunRecord,
-    decide: Callable[[IncidentStore, dict[str, Incident]], list[IncidentChange]],
-) -> None:
-    """Run `decide` (incidents, active by key) under the incident lock, then note each change in the run
-    and alert on every one but a note. Backup verification and deploy rollbacks share this."""
-    store = recorder.store
-    if store is None:
-        return
-    store.ensure_layout()
-    incidents = IncidentStore(store)
-    with store.locked(STATE_FILE):
-        changes = decide(incidents, incidents.active())
-    alert = AlertRouter(recorder)
-    for kind, incident, text in changes:
-        record.details.append(text)
-        if incident.id not in record.incidents:
-            record.incidents.append(incident.id)
-        if kind != "noted":
-            alert(kind, incident, text)
-
-
-class AlertRouter:
-    """Sends incident alerts to the run's `aitbc_alert_urls` (inventory or vault) through apprise.
-
-    A delivery that fails is recorded in the run's details, never raised.
-    """
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    def __call__(self, kind: str, incident: Incident, text: str) -> None:
-        urls = self.recorder.context.get("aitbc_alert_urls") or []
-        if isinstance(urls, str):
-            urls = [urls]
-        if not urls:
-            return
-        from .notify import Alert, Notifier  # deferred: apprise is slow to import, and most runs send nothing
-
-        unreachable = incident.check == REACHABILITY_CHECK
-        alert = Alert(
-            kind="unreachable" if unreachable and kind == "opened" else kind,
-            title=f"[aitbc-ops] {kind}: {incident.summary}",
-            body=self.recorder.redactor.redact_text(_alert_body(incident, text)),
-            incident_id=incident.id,
-            host=incident.host,
-            service=incident.service,
-            severity="info" if kind == "resolved" else "critical",
-        )
-        for delivery in Notifier([str(u) for u in urls]).send(alert):
-            outcome = "sent" if delivery.ok else f"NOT sent: {delivery.error}"
-            self.recorder.record.details.append(f"alert {kind} {incident.id} to {delivery.target}: {outcome}")
-
-
-def _alert_body(incident: Incident, text: str) -> str:
-    lines = [text, "", f"Host: {incident.host}", f"Service: {incident.service}", f"Check: {incident.check}"]
-    lines += ["", "Timeline:"] + [f"- {t.text}" for t in incident.timeline[-5:]]
-    return "\n".join(lines)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .memory import utcnow
 
-SOURCES = ("alertmanager", "agent", "manual", "heartbeat")
+SOURCES = ("alertmanager", "agent", "manual", "heartbeat", "intake")  # intake: its dead-man's switch
 SEVERITIES = ("critical", "warning", "info")
 CATEGORIES = ("ops", "security", "code")
 STATUSES = ("firing", "resolved")
@@ -39,4 +39,5 @@ class Report:
         return self.status == "firing"
 
     def describe(self) -> str:
-        return f"{self.source} {self.status} {self.severity} {self.category}: {self.host} {self.service}: {self.summary}"
+        what = f"{self.source} {self.status} {self.severity} {self.category}"
+        return f"{what}: {self.host} {self.service}: {self.summary}"

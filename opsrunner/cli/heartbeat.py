@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .. import report
-from ..heartbeat import HeartbeatHooks
+from ..heartbeat import HeartbeatHooks, run_lock
 from . import options
 from .context import Context, end_on_config_error, execute, pass_ctx, playbook_request
 
@@ -41,7 +41,8 @@ def heartbeat(
     if no_remediate:
         variables["heartbeat_remediate"] = False
     request = playbook_request(ctx, "heartbeat.yml", inventory=inventory, limit=limit, extra_vars=variables)
-    outcome = execute(ctx, request, as_json)
+    with run_lock(ctx.store):  # the intake's assessments wait for it, and it for them
+        outcome = execute(ctx, request, as_json)
     watch = outcome.hooks.get(HeartbeatHooks)
     record = outcome.record
     if junit_file:

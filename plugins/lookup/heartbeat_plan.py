@@ -41,6 +41,13 @@ options:
     description: With V(false), nothing is ever restarted.
     type: bool
     default: true
+  scope:
+    description:
+      - The services a scoped assessment (the intake's) covers; empty for a heartbeat of everything.
+      - A scoped run shares the heartbeats' restart budget but does not count as a heartbeat.
+    type: list
+    elements: str
+    default: []
   memory_dir:
     description:
       - Root of the memory store; the same resolution as opsrunner and the memory callback.
@@ -93,6 +100,7 @@ class LookupModule(LookupBase):
                 max_restarts=self.get_option("max_restarts"),
                 restart_window=self.get_option("restart_window"),
                 remediate=self.get_option("remediate"),
+                scope=self.get_option("scope"),
             )
         except SettingsError as exc:
             raise AnsibleError(str(exc)) from exc
