@@ -34,6 +34,8 @@ VERSION = "1"
 RELEASE_FILE = Path(__file__).resolve().with_name("release.json")
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 GENESIS_PARENT = "0" * 64
+# The node's stall switch: a file of this name in chain.db's folder (see stall_flag).
+STALL_FLAG = "stall"
 CHAIN_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
@@ -142,6 +144,12 @@ def append_block(conn: sqlite3.Connection) -> Block:
     return block
 
 
+def stall_flag(db: Path) -> Path:
+    """While this file exists beside chain.db, the node adds no blocks (a stalled chain, for drills): the
+    process stays up and the RPC keeps answering /health, only the height stops growing."""
+    return db.parent / STALL_FLAG
+
+
 def run_node(args: argparse.Namespace) -> int:
     db = Path(args.db)
     stored_id, head = init_chain(db, args.chain_id)
@@ -150,9 +158,15 @@ def run_node(args: argparse.Namespace) -> int:
         return 2
     conn = sqlite3.connect(db, timeout=5, isolation_level=None)  # explicit transactions below
     log("node", f"started chain={args.chain_id} db={db} head={head.height} pid={os.getpid()}")
+    flag, stalled = stall_flag(db), False
     try:
         # sigtimedwait is both the block timer and the stop switch.
         while signal.sigtimedwait(STOP_SIGNALS, args.interval) is None:
+            if flag.exists() != stalled:
+                stalled = not stalled
+                log("node", f"stalled: {flag} exists, no new blocks" if stalled else "resumed")
+            if stalled:
+                continue
             block = append_block(conn)
             log("node", f"block height={block.height} hash={block.hash[:16]} txs={block.tx_count}")
     finally:
@@ -472,7 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
     server("rpc", "blockchain RPC (/health, /metrics, /rpc/head)").add_argument("--chain-id", required=True)
     server("wallet", "wallet daemon (/health)").add_argument("--keystore", required=True)
 
-    node = sub.add_parser("node", help="blockchain node: appends a block to chain.db every interval")
+    node = sub.add_parser(
+        "node",
+        help="blockchain node: appends a block to chain.db every interval",
+        description="Appends a block to chain.db every interval. While a file named "
+        f"'{STALL_FLAG}' exists in chain.db's folder the chain stalls: no new blocks, the process and the "
+        f"RPC's /health stay up (touch DIR/{STALL_FLAG} to stall, remove it to resume).",
+    )
     node.add_argument("--db", required=True)
     node.add_argument("--chain-id", required=True)
     node.add_argument("--interval", type=interval, default=2.0)

@@ -231,7 +231,9 @@ class HeartbeatHooks:
     ) -> None:
         """`expected`: this run is a heartbeat (its unreachable hosts count even if no probe ran)."""
         self.recorder = recorder
-        self.send_alert = send_alert if send_alert is not None else Responder.for_run(recorder)
+        # None: the run's Responder, made when the run finishes (the recorder's context, the inventory's
+        # page routes, is known only once the run's variables have been read).
+        self.send_alert = send_alert
         self.expected = expected
         self.hosts: dict[str, HostReport] = {}
         self.config: HeartbeatConfig | None = None
@@ -327,12 +329,13 @@ class HeartbeatHooks:
             record.details.append(transition.text)
             if transition.incident and transition.incident.id not in record.incidents:
                 record.incidents.append(transition.incident.id)
+        respond = self.send_alert if self.send_alert is not None else Responder.for_run(recorder)
         for transition in self.transitions:
             if transition.incident is not None and transition.kind in PAGED_KINDS:
-                self.send_alert(transition.kind, transition.incident, transition.text)
-        if isinstance(self.send_alert, Responder):
-            self.send_alert.remind(list(IncidentStore(store).active().values()))
-            self.send_alert.retry_tickets()
+                respond(transition.kind, transition.incident, transition.text)
+        if isinstance(respond, Responder):
+            respond.remind(list(IncidentStore(store).active().values()))
+            respond.retry_tickets()
         if not self.scoped:
             ping_deadman(recorder.context.get("aitbc_heartbeat_ping_url"), record, recorder.redactor)
 

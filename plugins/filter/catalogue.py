@@ -14,6 +14,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -175,6 +176,57 @@ def _named_probe(name: str, service: Mapping[str, Any], probe: Mapping[str, Any]
     return {**{k: v for k, v in probe.items() if k != "path"}, **extra}
 
 
+# Ports a URL implies when it names none.
+SCHEME_PORTS = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379}
+# Probe types whose port, when not given, is their protocol's own.
+PROBE_DEFAULT_PORTS = {"redis": 6379}
+
+
+def owned_ports(catalogue: Catalogue, order: Iterable[str]) -> list[int]:
+    """The TCP ports the services in ``order`` own on their host, sorted: each service's ``port`` and
+    ``url``, its probes' ``port`` and ``url`` (a redis probe without a port: 6379) and its ``backup``
+    entries' ``port``. The listeners security probe allows these (and its own list) on the host."""
+    ports: set[int] = set()
+    for name in service_order(catalogue, order):
+        service = catalogue[name]
+        items = [service, *(service.get("probes") or []), *(service.get("backup") or [])]
+        for item in items:
+            if isinstance(item, Mapping):
+                ports.update(_item_ports(item))
+    return sorted(port for port in ports if 0 < port <= 65535)
+
+
+def _item_ports(item: Mapping[str, Any]) -> list[int]:
+    found: list[int] = []
+    if item.get("port") not in (None, ""):
+        found.append(_as_int(item["port"]))
+    elif item.get("type") in PROBE_DEFAULT_PORTS:
+        found.append(PROBE_DEFAULT_PORTS[item["type"]])
+    if item.get("url"):
+        found.append(_url_port(str(item["url"])))
+    return found
+
+
+def _url_port(url: str) -> int:
+    """The port of ``url`` (its scheme's when it names none); 0 when it names none that parses."""
+    try:
+        parts = urlsplit(url)
+        return parts.port or SCHEME_PORTS.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return 0
+
+
+def key_material(catalogue: Catalogue, order: Iterable[str]) -> list[str]:
+    """The paths of key material the services in ``order`` hold: their ``backup`` entries of kind
+    ``files`` (the wallet keystore), which backups encrypt and the file_mode security probe keeps 0600."""
+    paths: list[str] = []
+    for name in service_order(catalogue, order):
+        for entry in catalogue[name].get("backup") or []:
+            if isinstance(entry, Mapping) and entry.get("kind") == "files" and entry.get("path"):
+                paths.append(str(entry["path"]))
+    return list(dict.fromkeys(paths))
+
+
 def backup_sources(catalogue: Catalogue, order: Iterable[str]) -> list[Record]:
     """What a host backs up: each service's ``databases`` (SQLite) then its ``backup`` entries."""
     out: list[Record] = []
@@ -289,4 +341,6 @@ class FilterModule:
             "log_sources": log_sources,
             "diagnostics_targets": diagnostics_targets,
             "services_using": services_using,
+            "owned_ports": owned_ports,
+            "key_material": key_material,
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: health
-short_description: Run health probes (HTTP, TCP, Redis, process, disk, memory, load) on a host
+short_description: Run health probes (HTTP, TCP, Redis, process, disk, memory, load, metric, security)
 version_added: 0.1.0
 description:
   - Runs every probe of one host in a single module call. The probes run concurrently, each against
@@ -17,11 +17,20 @@ description:
     not the sum of all probes.
   - Each probe reports C(ok), a short human C(detail) and its latency. The task fails when a probe
     fails, unless O(fail_on_unhealthy=false), in which case it succeeds and returns RV(healthy=false).
-  - Probes only read, so they also run in check mode.
-  - Needs only the Python standard library on the managed host. The C(process) and C(memory) probes
-    read C(/proc), so they need Linux.
+  - Probes only read, so they also run in check mode. (A C(metric) probe with O(probes[].increased) keeps
+    its last value in a small state file, in check mode too.)
+  - Each result has a C(category) - V(security) for the C(listeners), C(file_mode) and C(auth_failures)
+    probes, V(ops) for the others - so that a consumer (the heartbeat) can page a human at once for a
+    security finding instead of restarting something.
+  - Needs only the Python standard library on the managed host, except for C(metric) probes (see
+    the requirements). The C(process) and C(memory) probes
+    read C(/proc), so they need Linux, as does C(listeners) (C(/proc/net/tcp) and C(/proc/net/tcp6)).
 author:
   - aitbc-ops developers (@aitbc-ops)
+requirements:
+  - For C(metric) probes only, the Python package C(prometheus_client) on the managed host
+    (C(pip install prometheus-client), or the Debian package C(python3-prometheus-client)). Without it a
+    C(metric) probe fails with a detail that names the package; the other probes are not affected.
 extends_documentation_fragment:
   - aitbc.ops.attributes
   - aitbc.ops.attributes.posix
@@ -60,6 +69,23 @@ options:
             with C(port N held by pid M (comm\), not the service). Needs O(probes[].service). With
             V(systemd), RV(results[].data) holds C(restarts) (C(NRestarts)), C(result), C(crash_result) (the
             journal's last failure result once systemd restarted the unit) and C(active_since).
+          - V(metric) reads a Prometheus text endpoint (O(probes[].url), fetched as V(http) fetches, status 200
+            expected, at most 1 MiB), selects the sample O(probes[].metric) with O(probes[].metric_labels) and
+            checks O(probes[].min), O(probes[].max) and O(probes[].increased). With none of them it checks that
+            the sample exists. RV(results[].data) has C(value) and C(labels).
+          - V(listeners) (category V(security)) lists the host's listening TCP sockets (IPv4 and IPv6) and
+            fails when one is on a port outside O(probes[].allowed_ports), naming its address, port and
+            process (from C(/proc/PID/fd), where readable). Only sockets reachable from outside count (bound
+            to a wildcard or non-loopback address) unless O(probes[].include_loopback=true). It sees the
+            network namespace the module runs in.
+          - V(file_mode) (category V(security)) fails when a path of O(probes[].paths), or anything under a
+            folder among them, is open to group or others (key material must be at most 0600, its folders
+            0700). Symbolic links inside folders are not followed; at most 10000 entries are looked at.
+          - V(auth_failures) (category V(security)) counts sshd's C(Failed password), C(Invalid user) and
+            C(authentication failure) lines in the auth log O(probes[].path) whose syslog timestamps (classic
+            C(Dec  4 22:59:50), local time, or RFC 3339) fall within the last O(probes[].window) seconds, and
+            fails when there are more than O(probes[].max_failures). Only the log's last MiB is read. A host
+            without the log passes (C(no auth log)).
         type: str
       name:
         description:
@@ -67,7 +93,7 @@ options:
             RV(failed_probes).
           - Defaults to the type and its target, for example V(http:http://127.0.0.1:8000/health),
             V(tcp:127.0.0.1:8545), V(redis:127.0.0.1:6379), V(process:/run/app.pid), V(disk:/),
-            V(memory) or V(load).
+            V(memory), V(load), V(listeners), V(file_mode) or V(auth_failures:/var/log/auth.log).
         type: str
       service:
         description:
@@ -82,7 +108,7 @@ options:
         default: 5
       url:
         description:
-          - For O(probes[].type=http), required. An V(http://) or V(https://) URL.
+          - For O(probes[].type=http) and O(probes[].type=metric), required. An V(http://) or V(https://) URL.
           - Credentials in the URL (C(https://user:pass@host/)) are sent as basic authentication and
             left out of the default probe name.
           - Redirects are not followed and proxy environment variables are not used.
@@ -126,14 +152,57 @@ options:
         type: int
       validate_certs:
         description:
-          - For O(probes[].type=http). Whether to verify the server certificate against the system CA
+          - For O(probes[].type=http) and O(probes[].type=metric). Whether to verify the server certificate against the system CA
             store and the host name.
         type: bool
         default: true
       headers:
         description:
-          - For O(probes[].type=http). Extra request headers.
+          - For O(probes[].type=http) and O(probes[].type=metric). Extra request headers.
         type: dict
+      metric:
+        description:
+          - For O(probes[].type=metric), required. The sample's name as the text shows it (a counter's
+            V(aitbc_blocks_total), a histogram's V(request_seconds_bucket)).
+          - Exactly one sample must match, else the probe fails and says how many did.
+        type: str
+      metric_labels:
+        description:
+          - For O(probes[].type=metric). Label values the sample must have, label name to value (for example
+            the label C(job) with the value V(node)). Other labels of the sample are not compared.
+        type: dict
+      min:
+        description:
+          - For O(probes[].type=metric). The value must be at least this.
+        type: float
+      max:
+        description:
+          - For O(probes[].type=metric). The value must be at most this.
+        type: float
+      increased:
+        description:
+          - For O(probes[].type=metric). The value must be higher than at the previous check of this probe
+            (a chain height that stops growing, a counter that stops counting).
+          - The previous value is kept on the host in a small JSON file (0600) in O(probes[].state_dir), one
+            per probe; it is written in check mode too. No file, or one that cannot be read, is a first
+            sight, which passes with C(baseline). A value lower than before (an exporter restarted, a chain
+            re-created) is a reset, which passes and becomes the new baseline.
+          - RV(results[].data) then also has C(previous) and C(previous_age_s).
+        type: bool
+        default: false
+      increased_within:
+        description:
+          - For O(probes[].type=metric) with O(probes[].increased=true). An unchanged value still passes while
+            its last rise is at most this many seconds old, so that a re-check soon after the previous one
+            (after a restart) does not fail. V(0) means it must be higher than at the previous check.
+        type: float
+        default: 0
+      state_dir:
+        description:
+          - For O(probes[].type=metric) with O(probes[].increased=true). The folder of the previous values,
+            created with mode 0700 when missing. Defaults to C(~/.cache/aitbc-ops/probe-state) of the user the
+            module runs as; the AITBC catalogue uses C(<aitbc_root>/probe-state).
+        type: path
       host:
         description:
           - For O(probes[].type=tcp) and O(probes[].type=redis). Host name or address to connect to.
@@ -166,17 +235,19 @@ options:
         type: str
       path:
         description:
-          - For O(probes[].type=disk). A path on the filesystem to check.
-          - A path that does not exist (yet) is checked on the filesystem of its nearest existing parent,
+          - For O(probes[].type=disk), a path on the filesystem to check; defaults to V(/).
+            A path that does not exist (yet) is checked on the filesystem of its nearest existing parent,
             as C(df) would, and the detail says so.
+          - For O(probes[].type=auth_failures), the auth log; defaults to V(/var/log/auth.log).
         type: path
-        default: /
       paths:
         description:
           - For O(probes[].type=disk). More paths to check besides O(probes[].path), each on its own
             filesystem; paths on the same filesystem are checked once. The probe fails when any of those
             filesystems is below the minimum; RV(results[].data) has C(filesystems), one entry per
             filesystem, and the free space of the fullest one.
+          - For O(probes[].type=file_mode). The key files and folders to check. A missing one passes unless
+            O(probes[].required=true); none at all passes (C(no key files to check)).
         type: list
         elements: path
       min_free_percent:
@@ -228,6 +299,35 @@ options:
           - For O(probes[].type=service). The command of a V(process) service, to tell it from an unrelated
             process that reused its pidfile's pid.
         type: str
+      allowed_ports:
+        description:
+          - For O(probes[].type=listeners). The ports that may listen - the host's services' own ports and
+            whatever else belongs there (C(22) for sshd).
+        type: list
+        elements: int
+        default: [22]
+      include_loopback:
+        description:
+          - For O(probes[].type=listeners). Count sockets bound to loopback addresses only (C(127.0.0.0/8),
+            C(::1)) too. By default only those reachable from outside count.
+        type: bool
+        default: false
+      required:
+        description:
+          - For O(probes[].type=file_mode). A path of O(probes[].paths) that does not exist fails the probe.
+        type: bool
+        default: false
+      window:
+        description:
+          - For O(probes[].type=auth_failures). Seconds back from now whose failed logins count.
+        type: int
+        default: 600
+      max_failures:
+        description:
+          - For O(probes[].type=auth_failures). More failed logins than this within O(probes[].window) fail
+            the probe.
+        type: int
+        default: 20
   fail_on_unhealthy:
     description:
       - Fail the task when any probe fails.
@@ -284,6 +384,25 @@ EXAMPLES = r'''
         min_available_percent: 10
       - type: load
         max_load_per_cpu: 4
+      - type: metric
+        name: chain height increased
+        service: blockchain-rpc
+        url: http://127.0.0.1:8545/metrics
+        metric: aitbc_chain_height
+        increased: true
+        increased_within: 60
+        state_dir: /var/lib/aitbc/probe-state
+
+- name: Security checks of the host (their results have category security)
+  aitbc.ops.health:
+    probes:
+      - type: listeners
+        allowed_ports: [22, 18011, 18012, 18013, 16379]
+      - type: file_mode
+        paths: [/var/lib/aitbc/data/wallet/keystore]
+      - type: auth_failures
+        window: 600
+        max_failures: 20
 
 - name: Heartbeat - report instead of failing
   aitbc.ops.health:
@@ -369,9 +488,19 @@ results:
           V(process) C(pid), or C(pids) and C(count); V(disk) C(free_bytes), C(total_bytes) and
           C(free_percent) of its fullest filesystem and C(filesystems); V(memory) C(available_bytes),
           C(total_bytes) and C(available_percent);
-          V(load) C(load), C(cpus) and C(load_per_cpu). Empty when the probe failed before measuring.
+          V(load) C(load), C(cpus) and C(load_per_cpu);
+          V(metric) C(status), C(bytes), C(value) and C(labels), with O(probes[].increased) also C(previous)
+          and C(previous_age_s);
+          V(listeners) C(listening), C(allowed_ports) and C(unexpected) (C(address), C(port), C(pid),
+          C(process)); V(file_mode) C(checked), C(missing), C(too_open) (C(path), C(mode)) and C(truncated);
+          V(auth_failures) C(failures), C(window), C(bytes_read) and C(sources) (the most frequent addresses).
+          Empty when the probe failed before measuring.
       type: dict
       sample: {"status": 200, "bytes": 64}
+    category:
+      description: What a failure is about - V(security) for the security probes, V(ops) for the others.
+      type: str
+      sample: ops
 '''
 # fmt: on
 

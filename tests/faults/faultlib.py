@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -80,6 +81,10 @@ class Site:
                 os.kill(pid, signal.SIGKILL)
 
 
+# These sites share this machine with whatever else listens on it: the listener check would see those.
+QUIET = {"heartbeat_security_listeners": False}
+
+
 def web_site(
     tmp_path: Path,
     hosts: list[str],
@@ -116,7 +121,12 @@ def web_site(
     }
     site.inventory.write_text(
         yaml.safe_dump(
-            {"all": {"vars": {"aitbc_services": {"web": web}, **(extra or {})}, "hosts": inventory_hosts}}
+            {
+                "all": {
+                    "vars": {"aitbc_services": {"web": web}, **QUIET, **(extra or {})},
+                    "hosts": inventory_hosts,
+                }
+            }
         )
     )
     return site
@@ -183,3 +193,50 @@ def wait_for(check, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.1)
     return bool(check())
+
+
+@dataclass
+class EscalationStory:
+    """What `escalate_twice` saw: the pages' titles, the two incidents and their tickets."""
+
+    titles: list[str]
+    first: Any
+    second: Any
+
+
+def escalate_twice(tmp_path: Path, tracker: dict[str, Any]) -> EscalationStory:
+    """A service that cannot start, twice: each time paged on open, escalated after its one restart (a
+    ticket opens the first time and is noted the second), and resolved once it runs again (the ticket is
+    noted). ``tracker`` is the inventory's `aitbc_tracker`."""
+    from opsrunner.incidents import IncidentStore
+    from opsrunner.memory import MemoryStore
+
+    broken = f"{sys.executable} -c 'import sys; sys.exit(3)'"
+    with webhook() as hook:
+        settings = {
+            "heartbeat_failure_threshold": 1,
+            "heartbeat_max_restarts": 1,
+            "heartbeat_restart_window": 2,
+            "heartbeat_restart_timeout": 3,
+            "aitbc_alert_urls": [hook.url],
+            "aitbc_tracker": tracker,
+        }
+        site = web_site(tmp_path, ["web1"], extra=settings, command=broken)
+        good = web_site(tmp_path / "good", ["web1"], extra=settings).inventory.read_text()
+        good = good.replace(str(tmp_path / "good"), str(tmp_path))
+        broken_inventory = site.inventory.read_text()
+        store = IncidentStore(MemoryStore(site.memory))
+        found = []
+        for _round in range(2):
+            site.inventory.write_text(broken_inventory)
+            assert [site.run("heartbeat").returncode for _beat in range(2)] == [1, 1]
+            (incident,) = store.active().values()
+            assert incident.escalated, incident.timeline
+            site.inventory.write_text(good)
+            beats = [site.run("service", "start", "web").returncode]
+            beats += [site.run("heartbeat").returncode for _beat in range(2)]  # the 2nd: budget window over
+            assert beats[0] == 0 and beats[-1] == 0, beats
+            found.append(store.get(incident.id))
+            assert not found[-1].active, found[-1].timeline
+            site.run("service", "stop", "web")
+        return EscalationStory([str(page.get("title", "")) for page in hook.pages], *found)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from faultlib import web_site, webhook
+from faultlib import escalate_twice, web_site, webhook
 
 from opsrunner.incidents import IncidentStore
 from opsrunner.memory import MemoryStore
@@ -34,3 +34,17 @@ def test_bounded_restarts_then_one_page(tmp_path: Path) -> None:
         escalations = [page for page in hook.pages if "escalated" in str(page.get("title", ""))]
         assert len(escalations) == 1, hook.pages
         assert site.pid("web1") is None and not os.path.exists(site.pidfile("web1"))
+
+
+def test_paged_on_open_escalated_with_a_ticket_noted_on_repeat_and_resolve(tmp_path: Path) -> None:
+    """The file tracker (ai-memory/tickets/): one ticket for the failure, noted when it comes back and when
+    each incident resolves."""
+    story = escalate_twice(tmp_path / "site", {"backend": "file"})
+    kinds = [title.split(":")[0].removeprefix("[aitbc-ops] ") for title in story.titles]
+    assert kinds == ["opened", "escalated", "resolved"] * 2, story.titles
+    assert story.first.ticket == story.second.ticket == "file:TICKET-0001"
+    tickets = sorted((tmp_path / "site" / "memory" / "tickets").glob("TICKET-*.md"))
+    assert [t.name for t in tickets] == ["TICKET-0001.md"]
+    text = tickets[0].read_text()
+    assert story.first.id in text and story.second.id in text
+    assert text.count("resolved") >= 2 and "seen again" in text

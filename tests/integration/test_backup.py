@@ -135,6 +135,7 @@ def test_backup_verifies_copies_off_host_and_never_ships_plaintext_keys(stack, t
     t1 = host(stack, "t1")
     keystore = t1.state_dir / "data" / "wallet" / "keystore"
     (keystore / "planted.key.json").write_text(json.dumps({"private_key": PLANTED}))
+    (keystore / "planted.key.json").chmod(0o600)  # key material as it should be (the heartbeat checks it)
     inv = inventory(stack, tmp_path)
     rc, result = opsrunner_json(
         "backup", "-i", str(inv), "--limit", "t1", cwd=tmp_path, env=store_env(tmp_path)

@@ -38,6 +38,8 @@ def one_file_inventory(tmp_path: Path, port: int) -> Path:
         "aitbc_root": str(root),
         "aitbc_services": {"web": web},
         "aitbc_backup_store": str(tmp_path / "store"),
+        # This machine is shared: what else listens on it (other tests' servers) is not this stack's.
+        "heartbeat_security_listeners": False,
     }
     inventory = tmp_path / "site.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {"aitbc": {"hosts": {"localhost": host}}}}}))
@@ -81,6 +83,9 @@ def test_heartbeat_has_no_backup_probe_and_the_page_no_backup_row(web_stack: Pat
     events = "".join(p.read_text() for p in (Path(result["artifact_dir"]) / "job_events").glob("*.json"))
     assert '"web tcp"' in events and '"host disk"' in events
     assert "backup freshness" not in events
+    # The security checks that apply: no key material here, so no key files check; listeners are off.
+    assert '"host ssh logins"' in events and '"category": "security"' in events
+    assert '"host key files"' not in events and '"host listeners"' not in events
 
     out = tmp_path / "status"
     report = opsrunner("report", "-i", str(web_stack), "--out", str(out), "--json", cwd=tmp_path)

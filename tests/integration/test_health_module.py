@@ -282,7 +282,8 @@ def test_probes_share_one_deadline_window(ansible_env: dict[str, str], base_url:
     [
         ([{"type": "memory", "min_available_percent": 1}, {"type": "ping", "name": "gw"}],
          "probe 2 (gw): unknown probe type 'ping' "
-         "(known types: backup, disk, http, load, memory, process, redis, service, tcp)"),
+         "(known types: auth_failures, backup, disk, file_mode, http, listeners, load, memory, metric, "
+         "process, redis, service, tcp)"),
         ([{"type": "tcp", "port": 22, "url": "http://example.org/"}],
          "probe 1 (tcp): option(s) url do not apply to tcp probes (their own options: host, port)"),
         ([{"type": "http", "url": "http://127.0.0.1/", "json": ["status is ok"]}],

@@ -156,11 +156,15 @@ def test_broken_service_escalates_once_and_alerts(stack, tmp_path, mailbox, webh
     timeline = [t.text for t in incident.timeline]
     assert sum("restarted broken-worker: failed" in t for t in timeline) == 2
     assert sum(t.startswith("escalated") for t in timeline) == 1
-    assert len(box.messages) == 1, "one email, on escalation, not repeated"
-    assert "escalated" in box.messages[0] and incident.id in box.messages[0]
-    assert [p["title"] for p in posts] == [f"[aitbc-ops] escalated: {incident.summary}"]
+    # A critical incident pages when it opens, and once more on escalation; nothing repeats.
+    assert len(box.messages) == 2, "one email when it opens, one on escalation"
+    assert "opened" in box.messages[0] and "escalated" in box.messages[1] and incident.id in box.messages[1]
+    assert [p["title"] for p in posts] == [
+        f"[aitbc-ops] opened: {incident.summary}",
+        f"[aitbc-ops] escalated: {incident.summary}",
+    ]
     entries = MemoryStore(tmp_path / "ai-memory").read_daily(utcnow().date())
-    assert any("alert escalated" in d and ": sent" in d for d in entries[1].details)
+    assert any("page escalated" in d and ": sent" in d for d in entries[1].details)
 
 
 def test_unreachable_host_is_an_incident_and_others_are_checked(stack, tmp_path, webhook) -> None:

@@ -181,12 +181,15 @@ class Probe:
     short message), and implement ``default_name()`` and ``run(deadline)``.
 
     ``run`` returns ``(ok, detail, data)``: ``detail`` is short human text, ``data`` a dict of measured
-    facts. It may raise instead of returning a failure; the runner turns the exception into a detail.
+    facts. ``category`` goes into every result as is (``security`` probes set it). It may raise instead
+    of returning a failure; the runner turns the exception into a detail.
     Every blocking call must honour ``deadline`` (a time.monotonic() value): use ``remaining``.
     """
 
     type_name: ClassVar[str] = ""
     options: ClassVar[dict[str, OptionSpec]] = {}
+    # What a failure is about: "ops" (restart, page on escalation) or "security" (page a human at once).
+    category: ClassVar[str] = "ops"
 
     def __init__(
         self,
@@ -228,6 +231,7 @@ class Probe:
             "detail": detail,
             "latency_ms": latency_ms,
             "data": data or {},
+            "category": self.category,
         }
 
 

@@ -36,7 +36,13 @@ from ansible_collections.aitbc.ops.plugins.module_utils.probes.host import (
     ProcessProbe,
 )
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.http import HttpProbe
+from ansible_collections.aitbc.ops.plugins.module_utils.probes.metric import MetricProbe
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.network import RedisProbe, TcpProbe
+from ansible_collections.aitbc.ops.plugins.module_utils.probes.security import (
+    AuthFailuresProbe,
+    FileModeProbe,
+    ListenersProbe,
+)
 from ansible_collections.aitbc.ops.plugins.module_utils.probes.service import ServiceProbe
 
 # How long the runner waits past a probe's deadline for the probe to report its own timeout.
@@ -53,7 +59,11 @@ PROBE_TYPES: dict[str, type[Probe]] = {
     "memory": MemoryProbe,
     "load": LoadProbe,
     "backup": BackupProbe,
+    "metric": MetricProbe,
     "service": ServiceProbe,
+    "listeners": ListenersProbe,
+    "file_mode": FileModeProbe,
+    "auth_failures": AuthFailuresProbe,
 }
 
 

@@ -273,6 +273,25 @@ def test_node_appends_linked_blocks_and_rpc_follows(spawner: Spawner, tmp_path: 
     assert rpc.terminate() == 0
 
 
+def test_node_stalls_while_the_flag_file_exists(spawner: Spawner, tmp_path: Path) -> None:
+    """The drill for a stalled chain: the height stops, the process and the RPC's /health stay up."""
+    db = tmp_path / "chain" / "chain.db"
+    node = spawner.start("node", "--db", str(db), "--chain-id", "ait-devnet", "--interval", "0.1")
+    rpc = spawner.serve("rpc", "--db", str(db), "--chain-id", "ait-devnet")
+    height = lambda: http(rpc.port, "/rpc/head").json()["height"]  # noqa: E731
+    wait_until(lambda: height() >= 2, "a growing chain")
+    (db.parent / "stall").touch()
+    wait_until(lambda: "stalled:" in node.log_text(), "the node to stall")
+    stalled_at = height()
+    time.sleep(0.6)  # six intervals
+    assert height() == stalled_at and node.proc.poll() is None
+    assert http(rpc.port, "/health").status == 200
+    assert f"aitbc_chain_height {stalled_at}\n" in http(rpc.port, "/metrics").body
+    (db.parent / "stall").unlink()
+    wait_until(lambda: height() > stalled_at, "blocks again after the flag is removed")
+    assert "resumed" in node.log_text()
+
+
 def test_node_refuses_a_db_of_another_chain(tmp_path: Path) -> None:
     db = tmp_path / "chain.db"
     assert run_demo("genesis", "--db", str(db), "--chain-id", "ait-mainnet").returncode == 0

@@ -218,6 +218,8 @@ def test_the_filters_are_registered_under_their_names() -> None:
             "log_sources",
             "diagnostics_targets",
             "services_using",
+            "owned_ports",
+            "key_material",
         ]
     )
     assert all(callable(f) for f in filters.values())

@@ -706,8 +706,9 @@ def test_check_health_report(web: str) -> None:
     assert report["failed_probes"] == ["rpc"]
     assert report["msg"] == "1 of 3 probes failed: rpc (connection refused)"
     assert [sorted(r) for r in report["results"]] == [
-        ["data", "detail", "latency_ms", "name", "ok", "service", "target", "type"]
+        ["category", "data", "detail", "latency_ms", "name", "ok", "service", "target", "type"]
     ] * 3
+    assert {r["category"] for r in report["results"]} == {"ops"}
     assert [r["service"] for r in report["results"]] == ["coordinator", "node", None]
     assert [r["target"] for r in report["results"]][1:] == [f"127.0.0.1:{specs_port}", ""]
     assert check_health([{"type": "load", "max_load_per_cpu": 10_000}])["msg"] == "all 1 probes healthy"

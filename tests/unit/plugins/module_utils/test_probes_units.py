@@ -177,6 +177,10 @@ def test_registry_has_every_type_and_one_merged_argument_spec() -> None:
         "load",
         "backup",
         "service",
+        "metric",
+        "listeners",
+        "file_mode",
+        "auth_failures",
     }
     spec = argument_spec()
     for cls in PROBE_TYPES.values():
@@ -187,6 +191,7 @@ def test_registry_has_every_type_and_one_merged_argument_spec() -> None:
     assert spec["host"]["default"] == "127.0.0.1"
     assert spec["status"]["default"] == [200]
     assert "default" not in spec["port"]  # tcp: required, redis: 6379
+    assert "default" not in spec["path"]  # disk: /, auth_failures: /var/log/auth.log
     assert spec["password"]["no_log"] is True
     assert not any(option.get("required") for option in spec.values())
 
@@ -203,7 +208,7 @@ def test_adding_a_type_touches_only_the_registry(monkeypatch: pytest.MonkeyPatch
     report = check_health([{"type": "echo", "say": "hi", "service": "demo"}])
     assert report["results"][0] == {
         "name": "echo", "type": "echo", "service": "demo", "target": "", "ok": True, "detail": "hi",
-        "latency_ms": report["results"][0]["latency_ms"], "data": {},
+        "latency_ms": report["results"][0]["latency_ms"], "data": {}, "category": "ops",
     }  # fmt: skip
     assert "say" in argument_spec()
 
@@ -215,10 +220,11 @@ def test_adding_a_type_touches_only_the_registry(monkeypatch: pytest.MonkeyPatch
     ("specs", "message"),
     [
         ([], "probes must be a non-empty list"),
-        ([{"port": 80}], "probe 1 (no type): type is required (one of: backup, disk, http, load, memory"),
+        ([{"port": 80}], "probe 1 (no type): type is required (one of: auth_failures, backup, disk,"),
         ([{"type": "tcp", "port": 1}, {"type": "ftp", "name": "files"}],
          "probe 2 (files): unknown probe type 'ftp' "
-         "(known types: backup, disk, http, load, memory, process, redis, service, tcp)"),
+         "(known types: auth_failures, backup, disk, file_mode, http, listeners, load, memory, metric, "
+         "process, redis, service, tcp)"),
         ([{"type": "tcp"}], "probe 1 (tcp): option port is required for tcp probes"),
         ([{"type": "tcp", "port": 70000}], "probe 1 (tcp): port 70000 is not between 1 and 65535"),
         ([{"type": "tcp", "port": "eighty"}], "probe 1 (tcp): option port: expected an integer"),
