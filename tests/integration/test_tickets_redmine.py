@@ -6,6 +6,7 @@ test uses signatures of its own, so the tests do not depend on each other's tick
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from redmine import RedmineServer
 from redmine import redmine_server as redmine_server  # the session fixture
 
 from opsrunner.memory import MemoryStore
-from opsrunner.tickets import TicketDesk, TicketRequest, TrackerError, tracker_from_settings
+from opsrunner.respond import ticket_signature
+from opsrunner.tickets import TicketDesk, TicketRequest, TrackerError, signature_tag, tracker_from_settings
 from opsrunner.tickets.base import FAILURE_RE
 from opsrunner.tickets.desk import PENDING_FILE
 from opsrunner.tickets.redmine import RedmineTracker
@@ -189,3 +191,26 @@ def test_a_status_change_redmine_refuses_is_an_error(redmine_server: RedmineServ
         reporter_tracker.reopen(ticket.id, "recurred")
     assert key not in str(raised.value)
     assert admin_tracker.find(ticket.signature).status == "closed"  # type: ignore[union-attr]
+
+
+def test_an_escalation_opens_a_redmine_ticket_noted_on_repeat_and_resolve(
+    redmine_server: RedmineServer, tmp_path: Path
+) -> None:
+    """End to end through the heartbeat: a service that cannot start is paged on open, escalates after its
+    restart budget and opens one Redmine issue; the same failure again notes that issue, and so does each
+    resolve."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
+    from faultlib import escalate_twice
+
+    story = escalate_twice(tmp_path / "site", redmine_server.settings())
+    kinds = [title.split(":")[0].removeprefix("[aitbc-ops] ") for title in story.titles]
+    assert kinds == ["opened", "escalated", "resolved"] * 2, story.titles
+    assert story.first.ticket == story.second.ticket and story.first.ticket.startswith("redmine:")
+    issue_id = story.first.ticket.partition(":")[2]
+    tag = signature_tag(ticket_signature(story.first))
+    issues = redmine_server.api().issue.filter(
+        project_id=redmine_server.project, subject=f"~{tag}", status_id="*"
+    )
+    assert [str(issue.id) for issue in issues] == [issue_id]
+    notes = "\n".join(_journal_notes(redmine_server, issue_id))
+    assert story.second.id in notes and notes.count("resolved") >= 2, notes
