@@ -6,6 +6,7 @@ host(s), 130 interrupted. Errors are one line on stderr; OPSRUNNER_DEBUG=1 shows
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -21,6 +22,7 @@ from .diagnose import diagnose
 from .env import env
 from .heartbeat import heartbeat
 from .incidents import incidents
+from .intake import intake
 from .logs import logs
 from .memory import memory
 from .report import report
@@ -59,6 +61,7 @@ for command in (
     releases,
     env,
     incidents,
+    intake,
     logs,
     schedule,
     memory,
@@ -85,6 +88,10 @@ def check_ansible_core(version: str) -> None:
         )
 
 
+def wants_json(argv: list[str] | None) -> bool:
+    return "--json" in (sys.argv[1:] if argv is None else argv)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         from ansible.release import __version__ as ansible_core_version
@@ -99,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except BadInput as exc:
         click.echo(f"opsrunner: error: {exc}", err=True)
+        if wants_json(argv):  # a program asked: it reads the error from stdout too
+            click.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
         sys.exit(exc.exit_code)
     except click.Abort:
         click.echo("opsrunner: interrupted", err=True)

@@ -79,6 +79,7 @@ def test_the_root_group_holds_every_command() -> None:
         "env",
         "heartbeat",
         "incidents",
+        "intake",
         "logs",
         "memory",
         "releases",

@@ -1,0 +1,525 @@
+"""The intake's Starlette app: authenticated writes in, 202 at once, the work in one background thread.
+
+POST /alerts (Alertmanager v4) and POST /events (an agent's event) are read as a stream up to the body
+limit, authenticated (auth.py), validated (schema.py), deduplicated, spooled (spool.py) and queued; the
+worker thread calls handler(report) one report at a time, in order. GET /health and GET /metrics are open.
+
+create_app(config, handler) builds it; the Intake object behind it is app.state.intake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..memory import MemoryStore, format_time, one_line, utcnow
+from ..redact import Redactor
+from ..reports import Report
+from .auth import SEEN_TTL_S, Authenticator, AuthResult, SeenIds, Verdict
+from .deadman import DeadMan, heartbeat_age
+from .schema import FieldError, Parsed, parse_alerts, parse_event
+from .spool import SPOOL_DIR, Spool, report_to_json
+
+log = logging.getLogger("opsrunner.intake")
+
+Handler = Callable[[Report], None]
+
+DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_BODY_LIMIT = 1024 * 1024
+DEFAULT_HEARTBEAT_INTERVAL = 1800.0
+# An Alertmanager alert (fingerprint, status, startsAt) seen within this window is a retry or a repeat.
+DEFAULT_DEDUP_WINDOW = 3600.0
+DEDUP_MAX = 100_000
+FAILED_FILE = "intake/failed.jsonl"
+SEEN_FILE = "intake/.seen-ids.json"
+
+
+@dataclass
+class IntakeConfig:
+    memory_dir: Path
+    token: str | None = None  # the bearer token, when bearer authentication is on
+    signing_secret: str | None = None  # the Standard Webhooks secret (whsec_<base64>), when signatures are on
+    queue_size: int = DEFAULT_QUEUE_SIZE  # reports waiting for the handler; more is 429
+    body_limit: int = DEFAULT_BODY_LIMIT  # bytes; more is 413
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL  # the dead-man's switch fires after 2 of them
+    deadman: bool = True
+    dedup_window: float = DEFAULT_DEDUP_WINDOW
+    seen_ttl: float = SEEN_TTL_S
+
+
+class RequestError(Exception):
+    """An answer other than 202, with its JSON body."""
+
+    def __init__(self, status: int, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.status = status
+        self.body = {"error": error, **extra}
+
+
+# -- the queue and its worker --------------------------------------------------------------------------
+
+
+@dataclass
+class SpoolFile:
+    """A spool file: it goes once the handler has had all its reports."""
+
+    path: Path
+    remaining: int
+
+
+@dataclass
+class Batch:
+    """One request's reports. They are queued (in arrival order) while the spool file that holds them is
+    written; the worker waits for `ready`, and skips them when the write failed (they were never accepted)."""
+
+    reports: list[Report]
+    ready: threading.Event = field(default_factory=threading.Event)
+    stored: bool = False
+    file: SpoolFile | None = None
+
+    def finish(self, file: SpoolFile | None) -> None:
+        self.file = file
+        self.stored = file is not None
+        self.ready.set()
+
+
+@dataclass
+class Item:
+    report: Report
+    batch: Batch
+
+
+class Committer:
+    """Group commit of the spool: the requests that arrive while one file is being written (in a thread,
+    with its fsync) go together into the next. Runs on the event loop."""
+
+    def __init__(self, spool: Spool, lock: threading.Lock) -> None:
+        self.spool = spool
+        self.lock = lock
+        self.pending: list[tuple[Batch, asyncio.Future[None]]] = []
+        self.task: asyncio.Task[None] | None = None
+        # Commits go one at a time: one thread of their own writes them while the event loop goes on.
+        self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="intake-spool")
+
+    async def store(self, batch: Batch) -> None:
+        """Returns once the batch is on disk; raises OSError when it cannot be written."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((batch, future))
+        if self.task is None:
+            self.task = asyncio.ensure_future(self.run())
+        await asyncio.shield(future)  # a cancelled request still learns nothing wrong: the commit goes on
+
+    async def run(self) -> None:
+        try:
+            while self.pending:
+                group, self.pending = self.pending, []
+                reports = [report for batch, _ in group for report in batch.reports]
+                with self.lock:  # names in commit order, also against the dead-man's thread
+                    path = self.spool.next_path()
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        self.thread, self.spool.write_at, path, reports
+                    )
+                except Exception as exc:  # every waiter learns it (OSError: 503), none waits forever
+                    for batch, future in group:
+                        batch.finish(None)
+                        future.set_exception(exc)
+                    continue
+                file = SpoolFile(path, len(reports))
+                for batch, future in group:
+                    batch.finish(file)
+                    future.set_result(None)
+        finally:
+            self.task = None
+
+
+class WorkQueue:
+    """A bounded FIFO of reports shared by the event loop (producer) and the worker thread."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.items: collections.deque[Item] = collections.deque()
+        self.cond = threading.Condition()
+        self.closed = False
+        self.in_hand = 0  # taken by the worker, not yet handled: they still hold their places
+
+    def depth(self) -> int:
+        return len(self.items) + self.in_hand
+
+    def room(self) -> int:
+        return self.capacity - self.depth()
+
+    def put_all(self, items: list[Item]) -> None:
+        with self.cond:
+            self.items.extend(items)
+            self.cond.notify()
+
+    def take(self) -> list[Item]:
+        """Every item queued now (waiting for one), or [] once closed (what is queued stays spooled).
+        Taking them together keeps the worker off the lock, and the GIL, between reports."""
+        with self.cond:
+            while not self.items and not self.closed:
+                self.cond.wait()
+            if self.closed:
+                return []
+            taken = list(self.items)
+            self.in_hand = len(taken)  # before the clear: a reader in between over-counts, never under
+            self.items.clear()
+            return taken
+
+    def done_one(self) -> None:
+        self.in_hand -= 1
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+class RecentKeys:
+    """Keys seen within a time window (Alertmanager's retries and repeats), bounded in number."""
+
+    def __init__(self, window: float, limit: int = DEDUP_MAX) -> None:
+        self.window = window
+        self.limit = limit
+        self.keys: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        seen = self.keys.get(key)
+        return seen is not None and seen >= time.monotonic() - self.window
+
+    def discard(self, keys: list[str]) -> None:
+        for key in keys:
+            self.keys.pop(key, None)
+
+    def add(self, key: str) -> None:
+        now = time.monotonic()
+        self.keys[key] = now
+        self.keys.move_to_end(key)
+        while self.keys and (
+            len(self.keys) > self.limit or next(iter(self.keys.values())) < now - self.window
+        ):
+            self.keys.popitem(last=False)
+
+
+def nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value  # no heartbeat ever finished
+
+
+class Metrics:
+    def __init__(self, intake: Intake) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "opsrunner_intake_requests", "Requests by route and code", ["route", "code"], registry=r
+        )
+        self.reports = Counter(
+            "opsrunner_intake_reports", "Reports received, by outcome", ["outcome"], registry=r
+        )
+        self.handled = Counter("opsrunner_intake_reports_handled", "Reports the handler finished", registry=r)
+        self.failures = Counter(
+            "opsrunner_intake_handler_failures", "Reports whose handler raised", registry=r
+        )
+        Gauge("opsrunner_intake_queue_depth", "Reports waiting for the handler", registry=r).set_function(
+            intake.queue.depth
+        )
+        Gauge("opsrunner_intake_spool_files", "Requests spooled, not yet handled", registry=r).set_function(
+            intake.spool_count
+        )
+        Gauge(
+            "opsrunner_intake_heartbeat_age_seconds", "Seconds since the last heartbeat finished", registry=r
+        ).set_function(lambda: nan_if_none(intake.heartbeat_age()))
+        self.accepted = self.reports.labels("accepted")
+        self.duplicates = self.reports.labels("duplicate")
+        self.children: dict[tuple[str, int], Any] = {}
+
+    def count(self, route: str, code: int) -> None:
+        """Count a request; the labelled child is looked up once per route and code (labels() is slow)."""
+        child = self.children.get((route, code))
+        if child is None:
+            child = self.children[(route, code)] = self.requests.labels(route, str(code))
+        child.inc()
+
+
+# -- the intake ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Intake:
+    """Everything behind the app: auth, spool, queue, worker, dead-man's switch, metrics."""
+
+    config: IntakeConfig
+    handler: Handler
+    store: MemoryStore = field(init=False)
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.store = MemoryStore(self.config.memory_dir)
+        # First the checks that may refuse the settings, then the folders: a refusal leaves nothing behind.
+        self.auth = Authenticator(
+            self.config.token,
+            self.config.signing_secret,
+            SeenIds(self.store.path(SEEN_FILE), self.config.seen_ttl),
+        )
+        self.store.path("intake").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.spool = Spool(self.store.path(SPOOL_DIR))
+        self.redactor = Redactor([s for s in (self.config.token, self.config.signing_secret) if s])
+        self.queue = WorkQueue(self.config.queue_size)
+        self.recent = RecentKeys(self.config.dedup_window)
+        self.metrics = Metrics(self)
+        self.worker = threading.Thread(target=self.work, name="intake-worker", daemon=True)
+        self.spool_lock = threading.Lock()
+        self.committer = Committer(self.spool, self.spool_lock)
+        self.deadman = DeadMan(
+            self.store,
+            self.config.heartbeat_interval,
+            emit=self.submit,
+            started=self.started,
+        )
+
+    # lifecycle
+
+    def start(self) -> None:
+        """Replay the spool (in arrival order, before any new request), then start the worker and watcher."""
+        replayed = 0
+        for path, reports in self.spool.load():
+            self.enqueue(reports, SpoolFile(path, len(reports)))
+            replayed += len(reports)
+        if replayed:
+            log.info("intake: replaying %d spooled report(s)", replayed)
+        self.worker.start()
+        if self.config.deadman:
+            self.deadman.start()
+
+    def stop(self) -> None:
+        """Stop taking work: the report in hand finishes; what is still queued stays spooled."""
+        self.deadman.stop()
+        self.queue.close()
+        if self.worker.is_alive():
+            log.info("intake: waiting for the report in hand")
+            self.worker.join()
+        self.committer.thread.shutdown(wait=True)
+
+    # state
+
+    def spool_count(self) -> int:
+        return len(self.spool.files())
+
+    def heartbeat_age(self) -> float | None:
+        return heartbeat_age(self.store)
+
+    # accepting
+
+    def enqueue(self, reports: list[Report], file: SpoolFile | None = None) -> Batch:
+        """Queue a request's reports; they wait until `file` (given now, or by the commit) holds them."""
+        batch = Batch(reports)
+        if file is not None:
+            batch.finish(file)
+        self.queue.put_all([Item(report, batch) for report in reports])
+        return batch
+
+    def submit(self, report: Report) -> None:
+        """Internal reports (the dead-man's switch): spooled and queued past the queue's bound."""
+        with self.spool_lock:
+            path = self.spool.next_path()
+            self.spool.write_at(path, [report])
+            self.enqueue([report], SpoolFile(path, 1))
+
+    async def accept(self, parsed: Parsed, auth: AuthResult) -> dict[str, int]:
+        """Accept a request's new reports, all or none: spooled before this returns (and so before the 202).
+
+        The checks and the reservations (queue places, dedup keys, the webhook id) are one step on the event
+        loop; then the spool file is written in a thread while other requests go on; a failed write undoes
+        the reservations (and the worker skips the batch)."""
+        batch, fresh, keys, duplicates = self.reserve(parsed, auth)
+        try:
+            if batch is not None:
+                await self.committer.store(batch)
+        except Exception:
+            self.recent.discard(keys)
+            if auth.msg_id:
+                self.auth.seen.forget(auth.msg_id)
+            raise
+        if auth.msg_id:
+            try:
+                self.auth.seen.save()
+            except OSError as exc:  # the reports are safe in the spool; only replay protection suffers
+                log.error("intake: cannot record webhook id: %s", exc)
+        self.metrics.accepted.inc(len(fresh))
+        self.metrics.duplicates.inc(duplicates)
+        return {"accepted": len(fresh), "duplicates": duplicates}
+
+    def reserve(self, parsed: Parsed, auth: AuthResult) -> tuple[Batch | None, list[Report], list[str], int]:
+        """The checks and reservations of accept(), without awaiting: one step for concurrent requests."""
+        fresh: list[Report] = []
+        keys: list[str] = []
+        for report, key in zip(parsed.reports, parsed.dedup_keys, strict=True):
+            if key is not None and (key in self.recent or key in keys):
+                continue
+            fresh.append(report)
+            if key is not None:
+                keys.append(key)
+        duplicates = len(parsed.reports) - len(fresh)
+        if len(fresh) > self.config.queue_size:
+            raise RequestError(
+                413, f"{len(fresh)} reports in one request: the queue holds {self.config.queue_size}"
+            )
+        if fresh and self.queue.room() < len(fresh):
+            raise RequestError(429, "the queue is full: retry later", queue_depth=self.queue.depth())
+        batch = self.enqueue(fresh) if fresh else None
+        for key in keys:
+            self.recent.add(key)
+        if auth.msg_id:
+            self.auth.seen.add(auth.msg_id, auth.signature)
+        return batch, fresh, keys, duplicates
+
+    # the worker
+
+    def work(self) -> None:
+        while items := self.queue.take():
+            for item in items:
+                if self.queue.closed:
+                    return  # stopping: the report in hand is done, the rest stays spooled
+                self.work_on(item)
+                self.queue.done_one()
+
+    def work_on(self, item: Item) -> None:
+        if not item.batch.ready.is_set():  # is_set() takes no lock: the usual case costs nothing
+            item.batch.ready.wait()
+        file = item.batch.file
+        if file is None:
+            return  # its request could not be stored and was answered 503: never accepted
+        self.handle(item.report)
+        file.remaining -= 1
+        if file.remaining == 0:
+            self.spool.remove(file.path)
+
+    def handle(self, report: Report) -> None:
+        try:
+            self.handler(report)
+        except Exception as exc:  # one bad report must not stop the others
+            error = self.redactor.redact_text(one_line(f"{type(exc).__name__}: {exc}", 1000))
+            log.error("intake: handler failed on %s: %s", self.redactor.redact_text(report.describe()), error)
+            self.metrics.failures.inc()
+            self.record_failure(report, error)
+        finally:
+            self.metrics.handled.inc()
+
+    def record_failure(self, report: Report, error: str) -> None:
+        line = {"time": format_time(utcnow()), "error": error, "report": report_to_json(report)}
+        try:
+            self.store.append(FAILED_FILE, self.redactor.redact_text(json.dumps(line, sort_keys=True)) + "\n")
+        except OSError as exc:
+            log.error("intake: cannot record the failure in %s: %s", FAILED_FILE, exc)
+
+
+# -- HTTP ----------------------------------------------------------------------------------------------
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read as a stream and abandoned at the limit (413): a huge request is never read whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise RequestError(400, "bad Content-Length", field="content-length")
+        if int(declared) > limit:
+            raise RequestError(413, f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def headers_of(request: Request) -> dict[str, str]:
+    return {key.lower(): value for key, value in request.headers.items()}
+
+
+def write_endpoint(intake: Intake, parse: Callable[[bytes], Parsed]) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        route = request.scope["path"]  # not request.url: building the URL costs more than the route
+        try:
+            body = await read_body(request, intake.config.body_limit)
+            auth = intake.auth.check(headers_of(request), body)
+            if auth.verdict is Verdict.REJECT:
+                raise RequestError(401, auth.reason)
+            if auth.verdict is Verdict.DUPLICATE:
+                response = JSONResponse({"duplicate": True, "accepted": 0}, status_code=200)
+            else:
+                response = JSONResponse(await intake.accept(parse(body), auth), status_code=202)
+        except FieldError as exc:
+            response = JSONResponse({"error": exc.message, "field": exc.field}, status_code=exc.status)
+        except RequestError as exc:
+            response = JSONResponse(exc.body, status_code=exc.status)
+        except OSError as exc:  # the spool cannot be written: nothing was accepted
+            log.error("intake: %s", exc)
+            response = JSONResponse({"error": "the intake cannot store reports now"}, status_code=503)
+        if response.status_code >= 400:
+            log.info("intake: %s %s -> %d", request.method, route, response.status_code)
+        intake.metrics.count(route, response.status_code)
+        return response
+
+    return endpoint
+
+
+def create_app(config: IntakeConfig, handler: Handler) -> Starlette:
+    """The intake app. Raises settings.BadInput when no authentication is configured."""
+    intake = Intake(config, handler)
+
+    async def health(request: Request) -> Response:
+        age = intake.heartbeat_age()
+        alive = intake.worker.is_alive()
+        body = {
+            "status": "ok" if alive else "worker stopped",
+            "queue_depth": intake.queue.depth(),
+            "queue_size": config.queue_size,
+            "spool_files": intake.spool_count(),
+            "heartbeat_age_s": None if age is None else round(age, 1),
+            "deadman_fired": intake.deadman.fired,
+        }
+        intake.metrics.count("/health", 200 if alive else 503)
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    async def metrics(request: Request) -> Response:
+        intake.metrics.count("/metrics", 200)
+        return Response(generate_latest(intake.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        intake.start()
+        try:
+            yield
+        finally:
+            intake.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/alerts", write_endpoint(intake, parse_alerts), methods=["POST"]),
+            Route("/events", write_endpoint(intake, parse_event), methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.intake = intake
+    return app
