@@ -69,10 +69,10 @@ options:
             with C(port N held by pid M (comm\), not the service). Needs O(probes[].service). With
             V(systemd), RV(results[].data) holds C(restarts) (C(NRestarts)), C(result), C(crash_result) (the
             journal's last failure result once systemd restarted the unit) and C(active_since).
-          - V(metric) reads a Prometheus text endpoint (O(probes[].url), fetched as V(http) fetches, status 200
-            expected, at most 1 MiB), selects the sample O(probes[].metric) with O(probes[].metric_labels) and
-            checks O(probes[].min), O(probes[].max) and O(probes[].increased). With none of them it checks that
-            the sample exists. RV(results[].data) has C(value) and C(labels).
+          - V(metric) reads a Prometheus text endpoint (O(probes[].url), fetched as V(http) fetches, status
+            200 expected, at most 1 MiB), selects the sample O(probes[].metric) with O(probes[].metric_labels)
+            and checks O(probes[].min), O(probes[].max) and O(probes[].increased). With none of them it checks
+            that the sample exists. RV(results[].data) has C(value) and C(labels).
           - V(listeners) (category V(security)) lists the host's listening TCP sockets (IPv4 and IPv6) and
             fails when one is on a port outside O(probes[].allowed_ports), naming its address, port and
             process (from C(/proc/PID/fd), where readable). Only sockets reachable from outside count (bound
@@ -152,8 +152,8 @@ options:
         type: int
       validate_certs:
         description:
-          - For O(probes[].type=http) and O(probes[].type=metric). Whether to verify the server certificate against the system CA
-            store and the host name.
+          - For O(probes[].type=http) and O(probes[].type=metric). Whether to verify the server certificate
+            against the system CA store and the host name.
         type: bool
         default: true
       headers:
