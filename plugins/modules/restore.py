@@ -128,6 +128,15 @@ set_aside:
   type: list
   elements: str
   sample: [/var/lib/aitbc/chain/chain.db.aitbc-restore-aside/20261124T010000Z/chain.db-wal]
+check_mode:
+  description:
+    - V(true) when the result is only the plan (check mode) - RV(restored) lists what would be restored, and
+      nothing was. Lets a caller tell a plan from a restore even when the run as a whole is not in check mode
+      (the aitbc.ops.restore role plans with a task in check mode).
+  returned: success
+  type: bool
+  sample: false
+  version_added: 0.3.0
 '''
 # fmt: on
 
@@ -178,7 +187,7 @@ def main():
             raise BackupError("root and host are needed when set is a name")
         path = resolve_set(params["root"], params["host"], params["set"])
         _manifest, plan = restore_plan(path, items, dest)
-        common = dict(set=path, restored=plan, dest=dest or "", set_aside=[])
+        common = dict(set=path, restored=plan, dest=dest or "", set_aside=[], check_mode=module.check_mode)
         refused = None if params["confirm"] else refusal(dest, plan)
         if refused:
             module.fail_json(msg=refused, changed=False, **common)

@@ -127,7 +127,14 @@ def test_a_backup_under_continuous_writes_restores_every_row_committed_before_it
         assert refused.returncode == 2 and "without --confirm" in refused.stderr
         restored = site.run("restore", path.name, "--confirm", "--json")
         assert restored.returncode == 0, restored.stdout + restored.stderr
-        assert json.loads(restored.stdout)["restored"] == {"app1": [entry["file"]]}
+        outcome = json.loads(restored.stdout)
+        assert outcome["restored"] == {"app1": [entry["file"]]}
+        # Recorded once: the role's plan of the restore (check mode) is not a restore.
+        claim = f"app1: restored {entry['file']} from {path}"
+        recorded = [d for d in outcome["details"] if d.startswith("app1: restored ")]
+        assert recorded == [claim], outcome["details"]
+        daily = "".join(p.read_text() for p in (site.memory / "daily").glob("*.md"))
+        assert daily.count("app1: restored ") == 1, daily
 
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:

@@ -114,27 +114,75 @@ def test_a_broken_release_rolls_back_its_batch_and_the_next_batch_is_untouched(t
         site.stop_all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the deploy role's pre-deploy backup (roles/deploy/tasks/main.yml 'Back up the service's "
-    "data before the deploy') runs the backup role's service-name check (roles/backup/tasks/main.yml "
-    "'Check the service name'), which fails for a service without databases or backup entries: "
-    "'unknown service: web (no backup sources ...)', exit 2",
-)
-def test_a_service_without_data_can_be_deployed(tmp_path: Path) -> None:
+def page_site(tmp_path: Path, service: dict) -> tuple[Site, Path]:
+    """One host serving app_root/current with http.server, and a release of one page to deploy there."""
     site = web_site(
         tmp_path,
         ["web1"],
         command=f"{sys.executable} -m http.server {{{{ web_port }}}} --bind 127.0.0.1 --directory "
         "{{ aitbc_root }}/apps/web/current",
-        service={"app_root": "{{ aitbc_root }}/apps/web"},
+        service={"app_root": "{{ aitbc_root }}/apps/web", **service},
     )
     page = tmp_path / "page"
     page.mkdir()
     (page / "index.html").write_text("release 1\n")
+    return site, page
+
+
+def backup_sets(site: Site, host: str) -> list[str]:
+    folder = site.root / host / "backups" / host
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+
+
+def test_a_service_without_data_can_be_deployed(tmp_path: Path) -> None:
+    """No databases, no backup entries: the deploy has no data to back up and says so in its decision;
+    `opsrunner backup --service web` by hand still refuses the name clearly."""
+    site, page = page_site(tmp_path, {})
     try:
+        by_hand = site.run("backup", "--service", "web")
+        assert by_hand.returncode == 2, by_hand.stdout + by_hand.stderr
+        assert "unknown service: web (no backup sources" in by_hand.stderr
+
         done = site.run("deploy", "1", "--from", str(page), "--service", "web")
         assert done.returncode == 0, done.stdout + done.stderr
         assert http_get(f"http://127.0.0.1:{site.ports['web1']}/") == (200, b"release 1\n")
+        (decision,) = MemoryStore(site.memory).decisions()
+        assert decision.outcome == "deployed"
+        assert decision.rationale.startswith(
+            "No pre-deploy backup: no data to back up (web has no databases"
+        ), decision.rationale
+        assert backup_sets(site, "web1") == []
+    finally:
+        site.stop_all()
+
+
+def test_the_first_deploy_before_the_database_exists_goes_on_without_a_backup(tmp_path: Path) -> None:
+    """A fresh host: the service's database does not exist yet. By hand, `opsrunner backup` fails on it
+    (a missing source is a problem there); the pre-deploy backup has nothing to lose, so the deploy goes on
+    and its decision says why. The next deploy, once the database exists, backs it up first."""
+    site, page = page_site(tmp_path, {"databases": ["{{ aitbc_root }}/data/app.db"]})
+    db = tmp_path / "web1" / "data" / "app.db"
+    try:
+        by_hand = site.run("backup", "--json")
+        assert by_hand.returncode == 1, by_hand.stdout + by_hand.stderr
+        assert f"sqlite source not found: {db}" in by_hand.stdout
+        assert backup_sets(site, "web1") == []
+
+        done = site.run("deploy", "1", "--from", str(page), "--service", "web")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert http_get(f"http://127.0.0.1:{site.ports['web1']}/") == (200, b"release 1\n")
+        (decision,) = MemoryStore(site.memory).decisions()
+        assert decision.outcome == "deployed"
+        assert f"nothing to back up yet ({db} does not exist yet)" in decision.rationale, decision.rationale
+        assert backup_sets(site, "web1") == []
+
+        db.parent.mkdir()
+        sqlite3.connect(db).close()
+        (page / "index.html").write_text("release 2\n")
+        again = site.run("deploy", "2", "--from", str(page), "--service", "web")
+        assert again.returncode == 0, again.stdout + again.stderr
+        (taken,) = backup_sets(site, "web1")
+        latest = MemoryStore(site.memory).decisions()[-1]
+        assert latest.rationale.startswith(f"Pre-deploy backup {taken} taken and verified"), latest.rationale
     finally:
         site.stop_all()

@@ -132,20 +132,21 @@ def test_a_flipped_bit_fails_verification_opens_one_incident_and_is_never_restor
         site.stop_all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the restore role's plan task (check mode) reports the set's files as restored, and "
-    "opsrunner/backups.py BackupHooks._on_restore records them ('restored ... from') for a refused restore",
-)
 def test_a_refused_restore_records_nothing_as_restored(tmp_path: Path) -> None:
+    """The restore role plans with the module in check mode: that plan is neither a restore in the run's
+    details (nor the daily memory) nor a change in the host's stats."""
     site = keyed_site(tmp_path)
     try:
         path = verified_set(site)
         flip_bit(path / LEDGER)
-        refused = site.run("restore", path.name, "--confirm")
-        assert refused.returncode == 1
+        refused = site.run("restore", path.name, "--confirm", "--json")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        outcome = json.loads(refused.stdout)
+        assert outcome["restored"] == {}
+        assert outcome["hosts"]["app1"]["changed"] == 0, outcome["hosts"]
         daily = "".join(p.read_text() for p in (site.memory / "daily").glob("*.md"))
         claim = "app1: restored "
-        assert claim not in refused.stdout and claim not in daily, refused.stdout
+        assert not any(claim in d for d in outcome["details"]), outcome["details"]
+        assert claim not in daily, daily
     finally:
         site.stop_all()
