@@ -62,8 +62,12 @@ class Assessor:
         details: list[str] = []
         if triage is not None:
             self._respond(triage, details)
-            details += self._assess(triage)
+        # The report's entry first: the assessment run writes its own entry after it, in order.
         self._record(report, triage, details)
+        if triage is not None:
+            found = self._assess(triage)
+            if any("needs guidance" in line for line in found):
+                self._record(report, triage, found, outcome="needs-guidance")
 
     # -- steps ----------------------------------------------------------------------------------------
 
@@ -134,14 +138,14 @@ class Assessor:
         )
         return f"{incident.id} needs guidance: {why}" + (f" ({'; '.join(details)})" if details else "")
 
-    def _record(self, report: Report, triage: Triage | None, details: list[str]) -> None:
+    def _record(self, report: Report, triage: Triage | None, details: list[str], outcome: str = "") -> None:
         entry = DailyEntry(
             time=utcnow(),
             event="intake",
             title=one_line(
                 f"{report.source} {report.status}: {report.host} {report.service}: {report.summary}"
             ),
-            outcome=triage.kind if triage else "no open incident",
+            outcome=outcome or (triage.kind if triage else "no open incident"),
             hosts=[report.host],
             actions=f"{report.source} report {report.check} ({report.severity}, {report.category})",
             details=[
