@@ -22,7 +22,7 @@ MASK = "********"
 
 # Names whose values are secrets, whatever they hold (AITBC uses *_API_KEYS, HMAC_SECRET, ...).
 SECRET_NAME_RE = re.compile(
-    r"(_KEY$|_KEYS$|_TOKEN$|_PAT$|_PASS$|SECRET|PASSWORD|PASSWD|PASSPHRASE|PRIVATE_KEY|^HMAC_SECRET$)",
+    r"(_KEY$|_KEYS$|_TOKEN$|(?:^|_)PAT(?:_|$)|_PASS$|SECRET|PASSWORD|PASSWD|PASSPHRASE|PRIVATE_KEY|^HMAC_SECRET$)",
     re.IGNORECASE,
 )
 

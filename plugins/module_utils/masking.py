@@ -25,6 +25,12 @@ _SECRET_WORDS = r"password|passwd|passphrase|secret|token|api[_-]?keys?|private[
 _SECRET_WORD_RE = re.compile(rf"(?i){_SECRET_WORDS}")
 _AUTH_HEADER_RE = re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic|token)\s+)[^\s'\"]+")
 _BEARER_RE = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+# Tokens whose shape gives them away wherever they appear, whatever names them: GitHub (classic and
+# fine-grained), GitLab and Slack tokens. Each starts with its fixed prefix, so the scan stays linear.
+_TOKEN_SHAPE_RE = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,})"
+)
 # scheme://user:password@ - the user stays (it helps to read), the password goes. A scheme is short (at
 # most 32 characters): unbounded, each word start of a long dash-joined word would scan to its end.
 _URL_CREDENTIALS_RE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/@]*:)[^\s@/]+@")
@@ -43,6 +49,15 @@ _TRIGGER_WORDS = (
     "privatekey",
     "authorization",
     "bearer",
+    # the token shapes' prefixes
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xox",
 )
 _PAT_RE = re.compile(r"(?i)pat\b")  # GITHUB_PAT=...; "path" is everywhere, so the word is checked alone
 
@@ -62,7 +77,8 @@ def mask_secrets(text: str) -> str:
         return text
     masked = _URL_CREDENTIALS_RE.sub(lambda m: m.group(1) + MASK + "@", _mask_key_values(text))
     masked = _AUTH_HEADER_RE.sub(lambda m: m.group(1) + MASK, masked)
-    return _BEARER_RE.sub(lambda m: m.group(1) + MASK, masked)
+    masked = _BEARER_RE.sub(lambda m: m.group(1) + MASK, masked)
+    return _TOKEN_SHAPE_RE.sub(MASK, masked)
 
 
 def _mask_key_values(text: str) -> str:

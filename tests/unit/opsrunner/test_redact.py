@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from opsrunner.redact import MASK, Redactor, is_secret_name
 
 
@@ -66,3 +68,11 @@ def test_the_redactor_masks_host_text_whatever_its_key() -> None:
         "msg": "url mysql://a:<secret>@h/x",
     }
     assert Redactor().redact_text("password=hunter2 and pw") == "password=<secret> and pw"
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [("GITHUB_PAT", True), ("GITHUB_PAT_X", True), ("PAT_FOR_CI", True), ("PATH", False), ("XPATCH", False)],
+)
+def test_pat_is_a_secret_word_wherever_it_stands(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret

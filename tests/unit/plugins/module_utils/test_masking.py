@@ -20,6 +20,9 @@ from ansible_collections.aitbc.ops.plugins.module_utils.masking import mask_secr
         ("dsn postgresql://ops:S3cr3t@db:5432/aitbc", "dsn postgresql://ops:<secret>@db:5432/aitbc"),
         ("redis://:onlypass@127.0.0.1:6379/0", "redis://:<secret>@127.0.0.1:6379/0"),
         ("sent with Bearer eyJhbGciOiJIUzI1NiJ9.x.y", "sent with Bearer <secret>"),
+        ("clone with ghp_0123456789abcdefghijABCDEFGHIJ ok", "clone with <secret> ok"),
+        ("x=github_pat_11ABCDEFG0123456789_abcdefghij", "x=<secret>"),
+        ("glpat-abcdefghij0123456789 and xoxb-1234567890-abc", "<secret> and <secret>"),
     ],
 )
 def test_secret_values_are_masked(line: str, masked: str) -> None:
@@ -44,7 +47,7 @@ def test_the_trigger_covers_every_pattern() -> None:
         assert might_hold_secret(line), line
 
 
-@pytest.mark.parametrize("unit", ["a-", "password-", "x://u:", "token=", "Bearer "])
+@pytest.mark.parametrize("unit", ["a-", "password-", "x://u:", "token=", "Bearer ", "ghp_", "xoxb-"])
 def test_masking_time_is_linear(unit: str) -> None:
     """A 16x longer line takes about 16x longer (quadratic would be 256x); bounded generously."""
 
