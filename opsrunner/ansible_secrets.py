@@ -87,7 +87,13 @@ def redactor_for_environment(environ: Mapping[str, str] | None = None) -> Redact
 
 
 # Variables the recorder needs on the controller (page routes, the tracker and its key may come from vault).
-CONTEXT_VARS = ("aitbc_alert_urls", "aitbc_paging", "aitbc_tracker", "aitbc_heartbeat_ping_url")
+CONTEXT_VARS = (
+    "aitbc_alert_urls",
+    "aitbc_paging",
+    "aitbc_tracker",
+    "aitbc_heartbeat_ping_url",
+    "aitbc_announce_urls",
+)
 
 
 class SecretDiscoveryError(Exception):

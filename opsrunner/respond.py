@@ -185,8 +185,14 @@ class Responder:
 
     def __call__(self, kind: str, incident: Incident, text: str) -> None:
         changed = False
-        if self.paging.pages(kind, incident):
-            changed |= self.page(kind, incident, text)
+        if self.paging.pages(kind, incident) and not self._unpaged_resolve(kind, incident):
+            window = self._window(incident)
+            if window is None:
+                changed |= self.page(kind, incident, text)
+            elif kind != "resolved":
+                self.details.append(f"page {kind} {incident.id} held: maintenance window {window.id}")
+                incident.note(f"page held: maintenance window {window.id} ({window.change}) is open")
+                changed = True
         if self._wants_ticket(kind, incident):
             changed |= self.ticket(incident, text)
         elif kind == "resolved" and incident.ticket:
@@ -225,10 +231,39 @@ class Responder:
             incident.paged = utcnow()
         return sent
 
+    def _window(self, incident: Incident) -> Any:
+        """The open maintenance window holding the incident's host and service (its pages wait), or None."""
+        if self.store is None:
+            return None
+        from .windows import Windows
+
+        return Windows(self.store).covering(incident.host, incident.service)
+
+    @staticmethod
+    def _unpaged_resolve(kind: str, incident: Incident) -> bool:
+        """A resolve of something never paged (held in a window, or below the paging severity) is not news."""
+        return kind == "resolved" and incident.paged is None and incident.category != "security"
+
+    def held(self, incidents: list[Incident]) -> list[Incident]:
+        """Incidents whose page at open never went out (held in a maintenance window since closed, or a
+        delivery that failed) and that still fail: paged now, late."""
+        late = []
+        for incident in incidents:
+            if incident.paged is not None or not incident.active or not self.paging.pages("opened", incident):
+                continue
+            if not self.paging.route(incident) or self._window(incident) is not None:
+                continue
+            if self.page("opened", incident, f"{incident.id} is still failing after its page was held"):
+                self._save(incident)
+                late.append(incident)
+        return late
+
     def remind(self, incidents: list[Incident]) -> list[Incident]:
-        """Re-page the incidents nobody took within the reminder interval; returns those reminded."""
+        """Re-page the incidents nobody took within the reminder interval, and send the pages held earlier;
+        returns those reminded."""
+        self.held(incidents)
         now = utcnow()
-        due = [i for i in incidents if self.paging.reminder_due(i, now)]
+        due = [i for i in incidents if self.paging.reminder_due(i, now) and self._window(i) is None]
         for incident in due:
             since = format_time(incident.paged) if incident.paged else "?"
             waiting = "an answer" if incident.status == "needs-guidance" else "acknowledgement"

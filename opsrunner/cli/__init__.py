@@ -24,7 +24,10 @@ from .heartbeat import heartbeat
 from .incidents import incidents
 from .intake import intake
 from .logs import logs
+from .mcp import mcp
 from .memory import memory
+from .packages import packages
+from .plans import apply_command, approve, plan, plans
 from .report import report
 from .run import run
 from .schedule import schedule
@@ -63,11 +66,17 @@ for command in (
     incidents,
     intake,
     logs,
+    mcp,
     schedule,
     memory,
+    packages,
     demo,
     report,
     diagnose,
+    plan,
+    approve,
+    plans,
+    apply_command,
 ):
     cli.add_command(command)
 

@@ -8,8 +8,9 @@ import click
 
 from .. import report
 from ..recorder import RunRecord
+from ..runner import RunRequest
 from ..settings import BadInput
-from . import options
+from . import changes, options
 from .context import Context, execute, finish, finish_rows, pass_ctx, playbook_request, reject_unknown_service
 
 
@@ -130,6 +131,7 @@ RESTORE_TASKS = ("Put the data back", "Put the data into the side folder")
 @click.option("--service", metavar="S", help="Restore only this service's data.")
 @options.inventory()
 @options.limit()
+@changes.override_freeze()
 @options.json()
 @pass_ctx
 def restore(
@@ -140,6 +142,8 @@ def restore(
     service: str | None,
     inventory: str | None,
     limit: str | None,
+    override_freeze: bool,
+    reason: str,
     as_json: bool,
 ) -> None:
     """Restore backup set SET (a name, or newest) on every host (or --limit), one host at a time: verify
@@ -147,7 +151,10 @@ def restore(
     behind the health gate; roll back to the fresh backup if the gate fails. Writes a decision record.
 
     With --dest DIR, a side restore: the set's data goes under DIR (DIR/var/lib/.../chain.db), nothing
-    live is stopped or replaced. A DIR that is or holds a live target is refused."""
+    live is stopped or replaced. A DIR that is or holds a live target is refused.
+
+    Under a policy (ops-policy.yml beside the inventory) a restore over live data may need an approved
+    plan, and is refused inside a freeze window unless --override-freeze --reason TEXT."""
     if dest is not None and not dest.startswith("/"):
         raise BadInput(f"--dest must be an absolute path on the hosts: {dest!r}")
     if not confirm and not dest:
@@ -161,6 +168,34 @@ def restore(
     if service:
         variables["restore_items"] = [service]
     request = playbook_request(ctx, "restore.yml", inventory=inventory, limit=limit, extra_vars=variables)
+    if dest:  # a side restore leaves live data and services alone: no plan, freeze or window
+        run_restore(ctx, request, as_json, dest)
+        return
+    hint = changes.plan_command(
+        "restore",
+        set_name,
+        "--confirm",
+        *(["--service", service] if service else []),
+        inventory=inventory,
+        limit=limit,
+    )
+    policy = changes.check_policy(ctx, inventory, "restore", hint)
+    title = f"restore {set_name}" + (f" of {service}" if service else "")
+    with changes.change(
+        ctx,
+        policy,
+        "restore",
+        title,
+        inventory=inventory,
+        limit=limit,
+        services=[service] if service else [],
+        reason=reason,
+        override=override_freeze,
+    ):
+        run_restore(ctx, request, as_json, dest)
+
+
+def run_restore(ctx: Context, request: RunRequest, as_json: bool, dest: str | None) -> None:
     outcome = execute(ctx, request, as_json)
     done = [
         r

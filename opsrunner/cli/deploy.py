@@ -9,9 +9,9 @@ import click
 
 from .. import report
 from ..deploys import release_rows, request_error
-from ..runner import RunOutcome
+from ..runner import RunOutcome, RunRequest
 from ..settings import BadInput
-from . import options
+from . import changes, options
 from .context import Context, execute, finish, finish_rows, pass_ctx, playbook_request, reject_unknown_service
 
 
@@ -24,6 +24,7 @@ from .context import Context, execute, finish, finish_rows, pass_ctx, playbook_r
 @options.limit()
 @options.check("Dry run: show the plan, change nothing.")
 @options.extra_vars()
+@changes.override_freeze()
 @options.json()
 @pass_ctx
 def deploy(
@@ -36,17 +37,28 @@ def deploy(
     limit: str | None,
     check: bool,
     extra_vars: tuple[str, ...],
+    override_freeze: bool,
+    reason: str,
     as_json: bool,
 ) -> None:
     """Deploy release VERSION of a service, one batch of hosts at a time: pre-deploy backup, unpack,
     migrate, switch, restart, health gate. A batch that fails its gate rolls back automatically, opens an
-    incident and stops the deploy (exit 1); later batches are not touched."""
+    incident and stops the deploy (exit 1); later batches are not touched.
+
+    Under a policy (ops-policy.yml beside the inventory) a deploy may need an approved plan, and is
+    refused inside a freeze window unless --override-freeze --reason TEXT."""
     problem = request_error(version, serial)
     if problem:
         raise BadInput(problem)
     source = Path(artifact).absolute()
     if not source.exists():
         raise BadInput(f"artifact not found: {artifact}")
+    policy = None
+    if not check:  # a dry run changes nothing: it needs no plan and no window
+        hint = changes.plan_command(
+            "deploy", version, "--from", artifact, "--service", service, inventory=inventory, limit=limit
+        )
+        policy = changes.check_policy(ctx, inventory, "deploy", hint)
     request = playbook_request(
         ctx,
         "deploy.yml",
@@ -61,6 +73,25 @@ def deploy(
             "deploy_serial": serial,
         },
     )
+    if policy is None:
+        run_deploy(ctx, request, as_json)
+        return
+    title = f"deploy {service} {version}"
+    with changes.change(
+        ctx,
+        policy,
+        "deploy",
+        title,
+        inventory=inventory,
+        limit=limit,
+        services=[service],
+        reason=reason,
+        override=override_freeze,
+    ):
+        run_deploy(ctx, request, as_json)
+
+
+def run_deploy(ctx: Context, request: RunRequest, as_json: bool) -> None:
     outcome = execute(ctx, request, as_json)
     reject_unknown_service(outcome)
     finish(outcome, as_json, {"releases": releases_after(outcome)})
@@ -82,17 +113,51 @@ def releases_after(outcome: RunOutcome) -> dict[str, Any]:
 @click.option("--service", default="coordinator-api", show_default=True, help="The service to roll back.")
 @options.inventory()
 @options.limit()
+@changes.override_freeze()
 @options.json()
 @pass_ctx
 def rollback(
-    ctx: Context, version: str | None, service: str, inventory: str | None, limit: str | None, as_json: bool
+    ctx: Context,
+    version: str | None,
+    service: str,
+    inventory: str | None,
+    limit: str | None,
+    override_freeze: bool,
+    reason: str,
+    as_json: bool,
 ) -> None:
     """Switch back to the recorded previous release (or --to VERSION), one host at a time, behind the
-    health gate; if the gate fails, return to where it was (exit 1)."""
+    health gate; if the gate fails, return to where it was (exit 1). Announced, and never refused by a
+    freeze window (it is recovery)."""
     variables: dict[str, Any] = {"deploy_service": service}
     if version:
         variables["deploy_version"] = version
+    hint = changes.plan_command(
+        "rollback",
+        *(["--to", version] if version else []),
+        "--service",
+        service,
+        inventory=inventory,
+        limit=limit,
+    )
+    policy = changes.check_policy(ctx, inventory, "rollback", hint)
     request = playbook_request(ctx, "rollback.yml", inventory=inventory, limit=limit, extra_vars=variables)
+    title = f"rollback {service}" + (f" to {version}" if version else "")
+    with changes.change(
+        ctx,
+        policy,
+        "rollback",
+        title,
+        inventory=inventory,
+        limit=limit,
+        services=[service],
+        reason=reason,
+        override=override_freeze,
+    ):
+        run_rollback(ctx, request, as_json)
+
+
+def run_rollback(ctx: Context, request: RunRequest, as_json: bool) -> None:
     outcome = execute(ctx, request, as_json)
     failed = [
         f.message for f in outcome.record.failures if "rollback" in f.message and "not present" in f.message

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from .. import report
-from . import options
+from ..runner import RunRequest
+from . import changes, options
 from .context import Context, execute, finish, pass_ctx, playbook_request, reject_unknown_service
 
 STATES = {"start": "started", "stop": "stopped", "restart": "restarted", "status": "status"}
@@ -21,7 +22,12 @@ STATES = {"start": "started", "stop": "stopped", "restart": "restarted", "status
 def service(
     ctx: Context, action: str, service: str, inventory: str | None, limit: str | None, as_json: bool
 ) -> None:
-    """Start, stop, restart or show one SERVICE of the catalogue on every host (or --limit)."""
+    """Start, stop, restart or show one SERVICE of the catalogue on every host (or --limit). A stop is a
+    change: the policy (ops-policy.yml) may want a plan for it; it is announced, in a maintenance window."""
+    policy = None
+    if action == "stop":
+        hint = changes.plan_command("service", "stop", service, inventory=inventory, limit=limit)
+        policy = changes.check_policy(ctx, inventory, "service-stop", hint)
     request = playbook_request(
         ctx,
         "service.yml",
@@ -30,6 +36,22 @@ def service(
         extra_vars={"service_name": service, "service_state": STATES[action]},
         event=f"service {action}",
     )
+    if policy is None:
+        run_service(ctx, request, as_json)
+        return
+    with changes.change(
+        ctx,
+        policy,
+        "service-stop",
+        f"service stop {service}",
+        inventory=inventory,
+        limit=limit,
+        services=[service],
+    ):
+        run_service(ctx, request, as_json)
+
+
+def run_service(ctx: Context, request: RunRequest, as_json: bool) -> None:
     outcome = execute(ctx, request, as_json)
     reject_unknown_service(outcome)
     # The module's warnings (systemd: a crash it repaired) are the only sign of some failures: show them.

@@ -71,6 +71,8 @@ def test_parse_extra_vars(tmp_path: Path) -> None:
 
 def test_the_root_group_holds_every_command() -> None:
     assert sorted(cli.commands) == [
+        "apply",
+        "approve",
         "backup",
         "backups",
         "demo",
@@ -81,7 +83,11 @@ def test_the_root_group_holds_every_command() -> None:
         "incidents",
         "intake",
         "logs",
+        "mcp",
         "memory",
+        "packages",
+        "plan",
+        "plans",
         "releases",
         "report",
         "restore",

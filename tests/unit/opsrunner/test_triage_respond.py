@@ -241,3 +241,21 @@ def test_nothing_is_restarted_while_a_person_is_asked_or_security_is_involved(tm
     assert restart_plan(store, "h1", failing, config) == ["web"]
     take_report(store, report(fingerprint="fp7", category="security"))
     assert restart_plan(store, "h1", failing, config) == []
+
+
+def test_a_maintenance_window_holds_pages_until_it_closes(tmp_path: Path, webhook: Any) -> None:
+    from opsrunner.windows import Windows
+
+    url, received = webhook
+    store = MemoryStore(tmp_path)
+    window = Windows(store).open("deploy web 2", ["h1"], ["web"], dt.timedelta(hours=1), "deploy")
+    opened = take_report(store, report())
+    assert opened is not None
+    responder = Responder({"aitbc_alert_urls": [url]}, Redactor(), store, [])
+    responder("opened", opened.incident, opened.text)
+    assert received == [] and "page held" in IncidentStore(store).get(opened.incident.id).timeline[-1].text
+    assert responder.held(list(IncidentStore(store).active().values())) == []  # still inside the window
+    Windows(store).close(window.id)
+    late = responder.held(list(IncidentStore(store).active().values()))
+    assert [i.id for i in late] == [opened.incident.id] and len(received) == 1
+    assert IncidentStore(store).get(opened.incident.id).paged is not None
