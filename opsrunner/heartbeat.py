@@ -399,10 +399,13 @@ def ping_deadman(url: Any, record: RunRecord, redactor: Any) -> None:
     if not url or not isinstance(url, str):
         return
     import urllib.request
+    from urllib.parse import urlsplit
 
     from .notify import mask_url
 
-    target = mask_url(url)
+    # Watchers put the check's identity in the path (healthchecks: /ping/<uuid>): only the host is shown.
+    parts = urlsplit(url)
+    target = mask_url(f"{parts.scheme}://{parts.netloc}") + "/…"
     status = "ok" if record.outcome == "ok" else "fail"
     try:
         request = urllib.request.Request(url, data=status.encode(), method="POST")

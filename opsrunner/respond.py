@@ -186,7 +186,8 @@ class Responder:
     def __call__(self, kind: str, incident: Incident, text: str) -> None:
         changed = False
         if self.paging.pages(kind, incident) and not self._unpaged_resolve(kind, incident):
-            window = self._window(incident)
+            # The change's own failure (a rolled-back deploy) is what its window is for: never held.
+            window = None if incident.check == DEPLOY_CHECK else self._window(incident)
             if window is None:
                 changed |= self.page(kind, incident, text)
             elif kind != "resolved":

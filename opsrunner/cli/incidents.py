@@ -80,6 +80,7 @@ def by_option(help_text: str = "Who does it (a person's or an agent's name).") -
 @click.option("--category", type=click.Choice(CATEGORIES), default="ops", show_default=True,
               help="security pages the security route at once; code opens a developers' ticket.")  # fmt: skip
 @by_option("Who reports it.")
+@options.inventory()
 @options.json()
 @pass_ctx
 def incidents_open(
@@ -91,6 +92,7 @@ def incidents_open(
     severity: str,
     category: str,
     by: str,
+    inventory: str | None,
     as_json: bool,
 ) -> None:
     """Report a problem: opens the incident of HOST + SERVICE + CHECK, or joins the one already open.
@@ -115,18 +117,18 @@ def incidents_open(
     )
     triage = take_report(ctx.store, report)
     assert triage is not None  # a firing report always lands on an incident
-    _respond(ctx, triage.kind, triage.incident, triage.text)
+    _respond(ctx, inventory, triage.kind, triage.incident, triage.text)
     if as_json:
         click.echo(json.dumps({"kind": triage.kind, **triage.incident.to_dict()}, indent=2))
     else:
         click.echo(f"{triage.incident.id}: {triage.kind} ({triage.incident.status})")
 
 
-def _respond(ctx: Context, kind: str, incident: Incident, text: str) -> None:
+def _respond(ctx: Context, inventory: str | None, kind: str, incident: Incident, text: str) -> None:
     """Pages and tickets for a change made from the command line, with the inventory's policy."""
     from ..respond import respond_from_inventory
 
-    for line in respond_from_inventory(ctx.settings, ctx.inventory_path(None), kind, incident, text):
+    for line in respond_from_inventory(ctx.settings, ctx.inventory_path(inventory), kind, incident, text):
         click.echo(f"  - {line}", err=True)
 
 
@@ -158,12 +160,15 @@ def incidents_note(ctx: Context, incident_id: str, text: str, by: str, as_json: 
 @click.argument("incident_id")
 @click.argument("question")
 @by_option()
+@options.inventory()
 @options.json()
 @pass_ctx
-def incidents_ask(ctx: Context, incident_id: str, question: str, by: str, as_json: bool) -> None:
+def incidents_ask(
+    ctx: Context, incident_id: str, question: str, by: str, inventory: str | None, as_json: bool
+) -> None:
     """Put an incident in needs-guidance: a person is paged, its remediation pauses until `answer`."""
     incident = _incident_action(lambda: IncidentStore(ctx.store).ask(incident_id, question, by=by))
-    _respond(ctx, "needs-guidance", incident, f"{incident.id} needs guidance: {question}")
+    _respond(ctx, inventory, "needs-guidance", incident, f"{incident.id} needs guidance: {question}")
     _changed(incident, as_json)
 
 
@@ -184,13 +189,20 @@ def incidents_answer(ctx: Context, incident_id: str, text: str, by: str, as_json
 @click.option("--cause", default="", help="What caused it.")
 @click.option("--resolution", default="", help="What fixed it.")
 @by_option()
+@options.inventory()
 @options.json()
 @pass_ctx
 def incidents_resolve(
-    ctx: Context, incident_id: str, cause: str, resolution: str, by: str, as_json: bool
+    ctx: Context,
+    incident_id: str,
+    cause: str,
+    resolution: str,
+    by: str,
+    inventory: str | None,
+    as_json: bool,
 ) -> None:
-    """Resolve an incident by hand."""
+    """Resolve an incident by hand (pages and tickets by the inventory's policy)."""
     store = IncidentStore(ctx.store)
     incident = _incident_action(lambda: store.resolve(incident_id, cause, resolution, by=by))
-    _respond(ctx, "resolved", incident, f"{incident.id} resolved by {by}: {incident.summary}")
+    _respond(ctx, inventory, "resolved", incident, f"{incident.id} resolved by {by}: {incident.summary}")
     _changed(incident, as_json)

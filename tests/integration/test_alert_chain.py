@@ -96,10 +96,18 @@ def write_inventory(root: Path, rpc_port: int, pages_url: str) -> Path:
 
 
 class IntakeProcess:
-    def __init__(self, memory: Path, inventory: Path, token_file: Path) -> None:
+    def __init__(self, memory: Path, inventory: Path, token_file: Path, *more: str) -> None:
         self.port = free_port()
         self.log = memory.parent / "intake.log"
-        args = ["intake", "serve", "--listen", f"127.0.0.1:{self.port}", "--token-file", str(token_file)]
+        args = [
+            "intake",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--token-file",
+            str(token_file),
+            *more,
+        ]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [str(BIN / "opsrunner"), "--memory-dir", str(memory), *args, "-i", str(inventory)],
@@ -226,5 +234,35 @@ def test_killed_rpc_alert_to_resolution_then_a_stalled_chain(site: dict[str, obj
                 60,
             )
             assert stalled.active and stalled.service == "blockchain-rpc"
+    finally:
+        intake.stop()
+
+
+def test_a_silent_heartbeat_is_paged_by_the_intake_and_resolved_when_it_returns(
+    site: dict[str, object], tmp_path: Path
+) -> None:
+    """The dead-man's switch, inward: with no heartbeat finished for two intervals the intake opens the
+    incident and pages; the next heartbeat resolves it (and pages that)."""
+    memory, inventory = Path(site["memory"]), Path(site["inventory"])  # type: ignore[arg-type]
+    pages: WebhookReceiver = site["pages"]  # type: ignore[assignment]
+    token = tmp_path / "intake.token"
+    token.write_text(secrets.token_hex(16) + "\n")
+    token.chmod(0o600)
+    intake = IntakeProcess(memory, inventory, token, "--heartbeat-interval", "1")
+    incidents = IncidentStore(MemoryStore(memory))
+    try:
+        silent = wait_until(
+            lambda: incident_where(incidents, source="intake", service="heartbeat"),
+            "the dead-man incident",
+            30,
+        )
+        wait_until(
+            lambda: any("no heartbeat" in str(d.payload.get("title", "")) for d in pages.deliveries),
+            "the dead-man page",
+            20,
+        )
+        beat = opsrunner(memory, "heartbeat", "-i", str(inventory))
+        assert beat.returncode == 0, beat.stdout + beat.stderr
+        wait_until(lambda: not incidents.get(silent.id).active, f"{silent.id} resolved", 30)
     finally:
         intake.stop()

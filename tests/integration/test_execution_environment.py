@@ -142,7 +142,12 @@ def test_create_writes_a_context_with_the_collection_and_its_requirements(
         return "\n".join(line for line in found[kind] if line.endswith(f"# from collection {source}"))
 
     # ansible-builder leaves out what every EE has (PyYAML); the rest of the collection's list is there
-    assert requirement_names(lines_from("python", "aitbc.ops")) == {"filelock", "apprise", "cryptography"}
+    assert requirement_names(lines_from("python", "aitbc.ops")) == {
+        "filelock",
+        "apprise",
+        "cryptography",
+        "prometheus-client",
+    }
     assert requirement_names(lines_from("python", "user")) == requirement_names(
         (REPO / "requirements.txt").read_text()
     )
