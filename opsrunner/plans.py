@@ -42,7 +42,7 @@ PLANS_DIR = "plans"
 ID_RE = re.compile(r"\APLAN-\d{8}-\d{3}\Z")
 STATUSES = ("proposed", "approved", "applied", "failed", "refused")
 DONE = ("applied", "failed", "refused")  # a plan in one of these is never applied (again)
-ACTIONS = ("deploy", "rollback", "restore", "config", "packages", "service")
+ACTIONS = ("deploy", "rollback", "restore", "config", "devnet-reset", "packages", "service")
 SERVICE_ACTIONS = {"start": "started", "stop": "stopped", "restart": "restarted"}
 PACKAGE_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.+_:~-]{0,127}\Z")
 # Inputs, in the order a refusal names them; each is a digest (or the collection's version).
@@ -143,7 +143,7 @@ def plan_markdown(plan: Plan) -> str:
     for change in plan.changes:
         by_host.setdefault(change["host"], []).append(change)
     if not by_host:
-        lines.append("No host was reached.")
+        lines += ["No host was reached.", ""]
     for host, changes in sorted(by_host.items()):
         state = (plan.check.get("hosts") or {}).get(host) or {}
         trouble = " (unreachable)" if state.get("unreachable") else " (failed)" if state.get("failed") else ""
@@ -390,7 +390,7 @@ def normalize_args(action: str, args: Mapping[str, Any]) -> dict[str, Any]:
         if not confirm and not dest:
             raise BadInput(f"refusing to plan a restore of {set_name} without --confirm (or --dest DIR)")
         return {"set": set_name, "confirm": confirm, "dest": dest, "service": _text(args, "service")}
-    if action == "config":
+    if action in ("config", "devnet-reset"):
         return {"extra_vars": _extra_vars(args)}
     if action == "packages":
         names = args.get("names") or []
@@ -474,8 +474,10 @@ def _playbook_and_vars(action: str, args: Mapping[str, Any]) -> tuple[str, dict[
         return "restore.yml", variables, None
     if action == "config":
         return "config.yml", dict(args["extra_vars"]), None
+    if action == "devnet-reset":  # the plan is the confirmation the playbook asks for
+        return "devnet_reset.yml", {**args["extra_vars"], "devnet_reset_confirm": True}, None
     if action == "packages":
-        return "packages.yml", {"packages": list(args["names"])}, None
+        return "packages.yml", {"packages_names": list(args["names"]), "packages_state": "present"}, None
     state = SERVICE_ACTIONS[args["action"]]
     return (
         "service.yml",

@@ -154,6 +154,16 @@ def plan_config(ctx: Context, extra_vars: tuple[str, ...], **common: Any) -> Non
     propose(ctx, "config", {"extra_vars": options.parse_extra_vars(extra_vars)}, **common)
 
 
+@plan.command("devnet-reset")
+@options.extra_vars()
+@plan_options
+@pass_ctx
+def plan_devnet_reset(ctx: Context, extra_vars: tuple[str, ...], **common: Any) -> None:
+    """Plan a devnet reset (playbooks/devnet_reset.yml): the chain backed up, then a new genesis. An applied
+    plan is its confirmation."""
+    propose(ctx, "devnet-reset", {"extra_vars": options.parse_extra_vars(extra_vars)}, **common)
+
+
 @plan.command("packages")
 @click.argument("names", nargs=-1, required=True)
 @plan_options
