@@ -84,9 +84,6 @@ class Tools:
         except (BadInput, memoryfiles.MemoryNameError) as exc:
             self._record(client, tool, args, "error", str(exc))
             raise ToolError(self.guard.mask(str(exc))) from None
-        except ImportError as exc:  # plans/policy missing from this build
-            self._record(client, tool, args, "error", str(exc))
-            raise ToolError(self.guard.mask(f"{tool} is not available: {exc}")) from None
         except Exception as exc:
             log.exception("tool %s failed", tool)
             self._record(client, tool, args, "error", f"{type(exc).__name__}: {exc}")
