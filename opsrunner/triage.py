@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from .incidents import STATE_FILE, Incident, IncidentStore, close, debugging_section, incident_key
 from .memory import MemoryStore, one_line, utcnow
-from .reports import Report
+from .reports import CATEGORIES, NAME_RE, SEVERITIES, Report
+from .settings import BadInput
 
 # Incidents no probe of ours can confirm: their reporter's resolved is the last word.
 UNPROBED_SOURCES = ("intake",)
@@ -35,6 +36,30 @@ class Triage:
     def news(self) -> bool:
         """A change people hear of (the Responder decides whether it pages)."""
         return self.kind in ("opened", "security", "resolved")
+
+
+def firsthand_report(
+    source: str,
+    by: str,
+    *,
+    host: str,
+    service: str,
+    check: str,
+    summary: str,
+    severity: str = "critical",
+    category: str = "ops",
+) -> Report:
+    """The report of a person (CLI) or an agent (MCP), checked: names that can key an incident, a summary
+    that says something, known severity and category; anything else is BadInput naming the field."""
+    for name, value in (("host", host), ("service", service), ("check", check)):
+        if not NAME_RE.match(value):
+            raise BadInput(f"{name} {value[:60]!r}: letters, digits, '_.:@ -' only")
+    if not summary.strip():
+        raise BadInput("summary must say what is wrong")
+    if severity not in SEVERITIES or category not in CATEGORIES:
+        raise BadInput(f"severity: {', '.join(SEVERITIES)}; category: {', '.join(CATEGORIES)}")
+    fields = {"host": host, "service": service, "check": check, "severity": severity, "category": category}
+    return Report(source=source, summary=summary.strip(), labels={"sender": by}, **fields)
 
 
 def take_report(store: MemoryStore, report: Report) -> Triage | None:

@@ -11,7 +11,7 @@ import click
 
 from .. import report
 from ..incidents import CATEGORIES, STATUSES, Incident, IncidentError, IncidentStore
-from ..reports import NAME_RE, SEVERITIES, Report
+from ..reports import SEVERITIES
 from ..settings import BadInput
 from . import options
 from .context import Context, pass_ctx
@@ -98,23 +98,12 @@ def incidents_open(
     """Report a problem: opens the incident of HOST + SERVICE + CHECK, or joins the one already open.
 
     It pages as the inventory's paging policy says (aitbc_paging; read from the inventory, -i)."""
-    from ..triage import take_report
+    from ..triage import firsthand_report, take_report
 
-    for name, value in (("--host", host), ("--service", service), ("--check", check)):
-        if not NAME_RE.match(value):
-            raise BadInput(f"{name} {value[:60]!r}: letters, digits, '_.:@ -' only")
-    if not summary.strip():
-        raise BadInput("--summary must say what is wrong")
-    report = Report(
-        source="manual",
-        host=host,
-        service=service,
-        check=check,
-        summary=summary.strip(),
-        severity=severity,
+    report = firsthand_report(
+        "manual", by, host=host, service=service, check=check, summary=summary, severity=severity,
         category=category,
-        labels={"sender": by},
-    )
+    )  # fmt: skip
     triage = take_report(ctx.store, report)
     assert triage is not None  # a firing report always lands on an incident
     _respond(ctx, inventory, triage.kind, triage.incident, triage.text)

@@ -14,9 +14,8 @@ from .. import recorder, report
 from ..deploys import release_rows
 from ..heartbeat import HeartbeatHooks, run_lock
 from ..hooks import playbook_event
-from ..incidents import CATEGORIES, STATUSES, Incident, IncidentError, IncidentStore
+from ..incidents import STATUSES, Incident, IncidentError, IncidentStore
 from ..memory import MemoryStore, utcnow
-from ..reports import NAME_RE, SEVERITIES, Report
 from ..respond import respond_from_inventory
 from ..runner import Runner, RunOutcome, RunRequest
 from ..settings import BadInput, Settings
@@ -182,28 +181,13 @@ class Ops:
         self, host: str, service: str, check: str, summary: str, severity: str, category: str, by: str
     ) -> dict[str, Any]:
         """An agent's report: opens the incident of host + service + check, or joins the one open."""
-        from ..triage import take_report
+        from ..triage import firsthand_report, take_report
 
-        for name, value in (("host", host), ("service", service), ("check", check)):
-            if not NAME_RE.match(value):
-                raise BadInput(f"{name} {value[:60]!r}: letters, digits, '_.:@ -' only")
-        if not summary.strip():
-            raise BadInput("summary must say what is wrong")
-        if severity not in SEVERITIES or category not in CATEGORIES:
-            raise BadInput(f"severity: {', '.join(SEVERITIES)}; category: {', '.join(CATEGORIES)}")
-        triage = take_report(
-            self.store,
-            Report(
-                source="agent",
-                host=host,
-                service=service,
-                check=check,
-                summary=summary.strip(),
-                severity=severity,
-                category=category,
-                labels={"sender": by},
-            ),
-        )
+        report = firsthand_report(
+            "agent", by, host=host, service=service, check=check, summary=summary, severity=severity,
+            category=category,
+        )  # fmt: skip
+        triage = take_report(self.store, report)
         assert triage is not None  # a firing report always lands on an incident
         sent = self.respond(triage.kind, triage.incident, triage.text)
         return {"kind": triage.kind, **triage.incident.to_dict(), "responses": sent}
