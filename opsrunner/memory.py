@@ -369,13 +369,13 @@ class MemoryStore:
         return sorted(found, key=lambda d: d.date)
 
 
-def atomic_write(target: Path, text: str, mode: int = 0o640) -> None:
+def atomic_write(target: Path, text: str | bytes, mode: int = 0o640) -> None:
     """Write to a sibling temporary file, fsync, then rename over the target."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        write_all(fd, text.encode())
+        write_all(fd, text if isinstance(text, bytes) else text.encode())
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -8,7 +8,7 @@ names). Either way a bad request raises FieldError naming the field, in the form
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -96,6 +96,7 @@ class Parsed:
 
     reports: list[Report]
     dedup_keys: list[str | None]
+    received: dt.datetime
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -165,9 +166,9 @@ VALID_NAMES: set[str] = set()
 VALID_NAMES_MAX = 10_000
 
 
-def checked_name(value: str, where: str, what: str) -> str:
+def check_name(value: str, where: str, what: str) -> None:
     if value in VALID_NAMES:
-        return value
+        return
     if not value:
         raise FieldError(where, f"{what} is missing")
     if not NAME_RE.fullmatch(value):  # fullmatch: `$` would let a trailing newline in
@@ -177,7 +178,6 @@ def checked_name(value: str, where: str, what: str) -> str:
     if len(VALID_NAMES) >= VALID_NAMES_MAX:
         VALID_NAMES.clear()
     VALID_NAMES.add(value)
-    return value
 
 
 def severity_of(text: str) -> str:
@@ -193,22 +193,23 @@ def bounded_summary(text: str) -> str:
 
 
 def alert_report(alert: Alert, index: int, received: dt.datetime) -> Report:
-    where = f"alerts[{index}].labels"
-    labels = dict(alert.labels)
+    labels = alert.labels  # the model is discarded: its dict is the report's, no copy
     host, host_label = host_of(labels)
     service, service_label = pick(labels, "service", "job")
     check, check_label = pick(labels, "check", "alertname")
-    summary = (
-        alert.annotations.get("summary")
-        or alert.annotations.get("description")
-        or labels.get("alertname", "")
-    )
+    if not (host in VALID_NAMES and service in VALID_NAMES and check in VALID_NAMES):
+        where = f"alerts[{index}].labels"  # built only when a name is new: most alerts repeat them
+        check_name(host, f"{where}.{host_label}", "host (labels.host or labels.instance)")
+        check_name(service, f"{where}.{service_label}", "service (labels.service or labels.job)")
+        check_name(check, f"{where}.{check_label}", "check (labels.check or labels.alertname)")
+    annotations = alert.annotations
+    summary = annotations.get("summary") or annotations.get("description") or labels.get("alertname", "")
     category = labels.get("category", "ops")
     return Report(
         source="alertmanager",
-        host=checked_name(host, f"{where}.{host_label}", "host (labels.host or labels.instance)"),
-        service=checked_name(service, f"{where}.{service_label}", "service (labels.service or labels.job)"),
-        check=checked_name(check, f"{where}.{check_label}", "check (labels.check or labels.alertname)"),
+        host=host,
+        service=service,
+        check=check,
         summary=bounded_summary(summary) or check,
         severity=severity_of(labels.get("severity", "")),
         category=category if category in CATEGORIES else "ops",
@@ -219,21 +220,22 @@ def alert_report(alert: Alert, index: int, received: dt.datetime) -> Report:
     )
 
 
-def parse_alerts(body: bytes) -> Parsed:
+def parse_alerts(body: bytes, received: dt.datetime | None = None) -> Parsed:
     """An Alertmanager v4 webhook body, split per alert. Raises FieldError."""
     payload: AlertmanagerPayload = validate(AlertmanagerPayload, body)
-    received = utcnow()  # once per request: the clock costs as much as the rest of an alert
+    received = received or utcnow()  # once per request: the clock costs as much as the rest of an alert
     reports = [alert_report(alert, n, received) for n, alert in enumerate(payload.alerts)]
     keys: list[str | None] = [f"{a.fingerprint}|{a.status}|{a.startsAt}" for a in payload.alerts]
-    return Parsed(reports, keys)
+    return Parsed(reports, keys, received)
 
 
 # -- agents --------------------------------------------------------------------------------------------
 
 
-def parse_event(body: bytes) -> Parsed:
+def parse_event(body: bytes, received: dt.datetime | None = None) -> Parsed:
     """An agent's event: one report, source "agent", the sender's own name in labels["sender"]."""
     event: AgentEvent = validate(AgentEvent, body)
+    received = received or utcnow()
     report = Report(
         source="agent",
         host=event.host,
@@ -245,5 +247,11 @@ def parse_event(body: bytes) -> Parsed:
         fingerprint=event.fingerprint or "",
         status=event.status,
         labels={"sender": event.source},
+        received=received,
     )
-    return Parsed([report], [None])
+    return Parsed([report], [None], received)
+
+
+# The request kinds, by the name the spool records: the same parser reads a request again on replay.
+Parser = Callable[[bytes, dt.datetime | None], Parsed]
+PARSERS: dict[str, Parser] = {"alerts": parse_alerts, "events": parse_event}

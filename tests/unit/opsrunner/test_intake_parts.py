@@ -4,6 +4,7 @@ the dead-man's switch's decisions (opsrunner/intake, opsrunner/cli/intake.py).""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from opsrunner.cli.intake import is_loopback, parse_listen
 from opsrunner.incidents import STATE_FILE
 from opsrunner.intake.app import RecentKeys
 from opsrunner.intake.deadman import DeadMan, deadman_report
-from opsrunner.intake.spool import Spool
+from opsrunner.intake.spool import Entry, Spool
 from opsrunner.memory import MemoryStore
 from opsrunner.reports import SOURCES, Report
 from opsrunner.settings import BadInput
@@ -46,10 +47,16 @@ def report(n: int) -> Report:
     return Report(source="agent", host=f"h{n}", service="s", check="c", summary=f"s {n}", labels={"k": "v"})
 
 
+def event_body(n: int) -> bytes:
+    return json.dumps(
+        {"source": "agent-1", "host": f"h{n}", "service": "s", "check": "c", "summary": "x"}
+    ).encode()
+
+
 def test_spool_round_trip_in_order_and_private(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    first = spool.write([report(1), report(2)])
-    spool.write([report(3)])
+    first = spool.write([Entry.of_report(report(1)), Entry.of_report(report(2))])
+    spool.write([Entry("events", event_body(3), dt.datetime(2026, 12, 5, 1, 2, 3, tzinfo=dt.UTC))])
     assert oct(first.stat().st_mode & 0o777) == "0o600"
     loaded = Spool(tmp_path / "spool").load()
     assert [[r.host for r in reports] for _, reports in loaded] == [["h1", "h2"], ["h3"]]
@@ -57,12 +64,37 @@ def test_spool_round_trip_in_order_and_private(tmp_path: Path) -> None:
         **{**report(1).__dict__, "received": loaded[0][1][0].received}
     )
     assert loaded[0][1][0].received.tzinfo is not None
-    (tmp_path / "spool" / "0-torn.json").write_text("[{")
+    replayed = loaded[1][1][0]  # parsed again from its body, with the time it was received
+    assert (replayed.source, replayed.labels, replayed.received.second) == ("agent", {"sender": "agent-1"}, 3)
+    (tmp_path / "spool" / "0-torn.json").write_bytes(b'{"kind":"events","received":"x","size":900}\n{')
     loaded = spool.load()
     assert len(loaded) == 2 and (tmp_path / "spool" / "0-torn.json.bad").exists()
     spool.remove(first)
     spool.remove(first)
     assert len(spool.files()) == 1
+
+
+def test_spool_replays_only_the_reports_that_were_new(tmp_path: Path) -> None:
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": "Down", "instance": f"h{n}:1", "job": "s"},
+            "fingerprint": f"f{n}",
+        }
+        for n in range(3)
+    ]
+    body = json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode()
+    spool = Spool(tmp_path / "spool")
+    spool.write([Entry("alerts", body, dt.datetime.now(dt.UTC), keep=[0, 2])])
+    ((_, reports),) = spool.load()
+    assert [r.host for r in reports] == ["h0", "h2"]
+
+
+def test_a_spooled_request_todays_parser_refuses_is_set_aside(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    path = spool.write([Entry("events", b'{"source": "a"}', dt.datetime.now(dt.UTC))])
+    assert spool.load() == []
+    assert not path.exists() and path.with_name(path.name + ".bad").exists()
 
 
 def test_deadman_fires_once_and_resolves_once(tmp_path: Path) -> None:
