@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..memory import MemoryStore, format_time, one_line, utcnow
+from ..memory import MemoryStore, atomic_write, format_time, one_line, utcnow
 from ..redact import Redactor
 from ..reports import Report
 from .auth import SEEN_TTL_S, Authenticator, AuthResult, SeenIds, Verdict
@@ -51,6 +51,8 @@ DEDUP_MAX = 100_000
 WORKER_LINGER_S = 0.005
 FAILED_FILE = "intake/failed.jsonl"
 SEEN_FILE = "intake/.seen-ids.json"
+RECENT_FILE = "intake/.recent-alerts.json"
+RECENT_SAVE_S = 30.0
 
 
 @dataclass
@@ -84,6 +86,9 @@ class SpoolFile:
 
     path: Path
     remaining: int
+
+    def __post_init__(self) -> None:
+        self.size = self.remaining
 
 
 @dataclass
@@ -189,29 +194,52 @@ class Committer:
 
 
 class RecentKeys:
-    """Keys seen within a time window (Alertmanager's retries and repeats), bounded in number."""
+    """Keys seen within a time window (Alertmanager's retries and repeats), bounded in number. Kept in a
+    file across restarts: saved every RECENT_SAVE_S and at a graceful stop, as Alertmanager snapshots its
+    own notification log; a crash forgets at most the last interval's keys (their repeats then join their
+    incidents as repeats: nothing is lost, a page is not sent twice)."""
 
     def __init__(self, window: float, limit: int = DEDUP_MAX) -> None:
         self.window = window
         self.limit = limit
-        self.keys: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self.keys: collections.OrderedDict[str, float] = collections.OrderedDict()  # key -> wall time
 
     def __contains__(self, key: str) -> bool:
         seen = self.keys.get(key)
-        return seen is not None and seen >= time.monotonic() - self.window
+        return seen is not None and seen >= time.time() - self.window
 
     def discard(self, keys: list[str]) -> None:
         for key in keys:
             self.keys.pop(key, None)
 
-    def add(self, key: str) -> None:
-        now = time.monotonic()
+    def add(self, key: str, when: float | None = None) -> None:
+        now = when or time.time()
         self.keys[key] = now
         self.keys.move_to_end(key)
         while self.keys and (
             len(self.keys) > self.limit or next(iter(self.keys.values())) < now - self.window
         ):
             self.keys.popitem(last=False)
+
+    def snapshot(self) -> list[tuple[str, float]]:
+        return list(self.keys.items())
+
+    @staticmethod
+    def save(path: Path, snapshot: list[tuple[str, float]]) -> None:
+        atomic_write(path, json.dumps(snapshot, separators=(",", ":")), mode=0o600)
+
+    def load(self, path: Path) -> None:
+        """The keys saved last time, those still inside the window; a missing or torn file is no keys."""
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        floor = time.time() - self.window
+        if isinstance(saved, list):
+            valid = [item for item in saved if isinstance(item, list) and len(item) == 2]
+            kept = [(float(w), str(k)) for k, w in valid if isinstance(w, int | float) and w >= floor]
+            for when, key in sorted(kept):  # oldest first: the order add() evicts in
+                self.add(key, when)
 
 
 def nan_if_none(value: float | None) -> float:
@@ -278,8 +306,10 @@ class Intake:
         self.redactor = Redactor([s for s in (self.config.token, self.config.signing_secret) if s])
         self.queue = WorkQueue(self.config.queue_size)
         self.recent = RecentKeys(self.config.dedup_window)
+        self.recent.load(self.store.path(RECENT_FILE))
         self.metrics = Metrics(self)
         self.worker = threading.Thread(target=self.work, name="intake-worker", daemon=True)
+        self.in_hand: SpoolFile | None = None  # the file of the report the worker handles (or handled last)
         self.spool_lock = threading.Lock()
         self.committer = Committer(self.spool, self.spool_lock, self.queue)
         self.deadman = DeadMan(
@@ -310,6 +340,23 @@ class Intake:
         if self.worker.is_alive():
             log.info("intake: waiting for the report in hand")
             self.worker.join()
+        if self.in_hand is not None and 0 < self.in_hand.remaining < self.in_hand.size:
+            # The file the worker stopped in: a restart skips what was handled (a crash handles it again).
+            self.spool.save_progress(self.in_hand.path, self.in_hand.size - self.in_hand.remaining)
+        self.save_recent(self.recent.snapshot())
+
+    def save_recent(self, snapshot: list[tuple[str, float]]) -> None:
+        try:
+            RecentKeys.save(self.store.path(RECENT_FILE), snapshot)
+        except OSError as exc:  # dedup across a restart suffers, nothing else
+            log.error("intake: cannot save the recent alert keys: %s", exc)
+
+    async def keep_saving_recent(self) -> None:
+        """Save the dedup keys every RECENT_SAVE_S: the copy on the loop, the write in a thread."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(RECENT_SAVE_S)
+            await loop.run_in_executor(None, self.save_recent, self.recent.snapshot())
 
     # state
 
@@ -395,6 +442,7 @@ class Intake:
             time.sleep(WORKER_LINGER_S)
 
     def work_on(self, item: Item) -> None:
+        self.in_hand = item.file
         self.handle(item.report)
         item.file.remaining -= 1
         if item.file.remaining == 0:
@@ -440,10 +488,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def headers_of(request: Request) -> dict[str, str]:
-    return {key.lower(): value for key, value in request.headers.items()}
-
-
 def write_endpoint(intake: Intake, kind: str) -> Callable[[Request], Any]:
     parse = PARSERS[kind]
 
@@ -451,7 +495,7 @@ def write_endpoint(intake: Intake, kind: str) -> Callable[[Request], Any]:
         route = request.scope["path"]  # not request.url: building the URL costs more than the route
         try:
             body = await read_body(request, intake.config.body_limit)
-            auth = intake.auth.check(headers_of(request), body)
+            auth = intake.auth.check(request.headers, body)  # case-insensitive
             if auth.verdict is Verdict.REJECT:
                 raise RequestError(401, auth.reason)
             if auth.verdict is Verdict.DUPLICATE:
@@ -499,9 +543,11 @@ def create_app(config: IntakeConfig, handler: Handler) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         intake.start()
+        saver = asyncio.ensure_future(intake.keep_saving_recent())
         try:
             yield
         finally:
+            saver.cancel()
             intake.stop()
 
     app = Starlette(

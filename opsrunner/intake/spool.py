@@ -32,6 +32,7 @@ from .schema import PARSERS
 log = logging.getLogger("opsrunner.intake")
 
 SPOOL_DIR = "intake/spool"
+PROGRESS_FILE = ".progress.json"  # how much of one file was handled when the server last stopped
 SUFFIX = ".json"
 REPORT_KIND = "report"
 
@@ -130,9 +131,27 @@ class Spool:
             p for p in self.folder.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith(".")
         )
 
+    def save_progress(self, path: Path, handled: int) -> None:
+        """Record at a graceful stop that the first `handled` reports of `path` were handled."""
+        text = json.dumps({"file": path.name, "handled": handled})
+        atomic_write(self.folder / PROGRESS_FILE, text, mode=0o600)
+
+    def take_progress(self) -> tuple[str, int]:
+        """The progress saved at the last graceful stop, (file name, reports handled), then forgotten: a
+        crash before that file is done replays it in full (at least once, never lost)."""
+        target = self.folder / PROGRESS_FILE
+        try:
+            saved = json.loads(target.read_text())
+            progress = (str(saved["file"]), int(saved["handled"]))
+        except (OSError, ValueError, TypeError, KeyError):
+            progress = ("", 0)
+        target.unlink(missing_ok=True)
+        return progress
+
     def load(self) -> list[tuple[Path, list[Report]]]:
-        """The spooled files' reports, in arrival order. A file that cannot be read is set aside (renamed
-        .bad), never silently dropped."""
+        """The spooled files' reports not handled yet, in arrival order. A file that cannot be read is set
+        aside (renamed .bad), never silently dropped."""
+        done_file, done = self.take_progress()
         loaded = []
         for path in self.files():
             try:
@@ -141,5 +160,10 @@ class Spool:
                 log.error("spool file %s cannot be read (%s): kept as %s.bad", path.name, exc, path.name)
                 path.rename(path.with_name(path.name + ".bad"))
                 continue
-            loaded.append((path, reports))
+            if path.name == done_file:
+                reports = reports[done:]
+            if reports:
+                loaded.append((path, reports))
+            else:
+                self.remove(path)
         return loaded

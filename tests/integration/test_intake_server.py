@@ -348,6 +348,34 @@ def test_restart_replays_the_spool_in_order(start: Callable[..., Intake]) -> Non
     wait_until(lambda: again.spool == [])
 
 
+def test_a_restart_keeps_the_new_alerts_of_a_spooled_group_and_alertmanagers_dedup(
+    start: Callable[..., Intake],
+) -> None:
+    intake = start(delay=0.5)
+    first, second, third = alert(1, "fpA"), alert(2, "fpB"), alert(3, "fpC")
+    assert intake.post("/alerts", alerts_body(first, second), bearer()) == (
+        202,
+        {"accepted": 2, "duplicates": 0},
+    )
+    # The same group again with one new alert: only the new one is kept, on disk and on replay.
+    assert intake.post("/alerts", alerts_body(second, third), bearer()) == (
+        202,
+        {"accepted": 1, "duplicates": 1},
+    )
+    intake.server.stop()  # graceful: what is not handled yet stays spooled, the dedup keys are saved
+    assert len(intake.handled.reports()) < 3 and intake.spool
+    again = start()
+    summaries = [r["summary"] for r in again.handled.wait_for(3)]
+    assert summaries == ["alert 1", "alert 2", "alert 3"]  # each once, in arrival order
+    # Alertmanager re-sends the groups after the restart: known alerts, nothing queued again.
+    assert again.post("/alerts", alerts_body(first, second), bearer()) == (
+        202,
+        {"accepted": 0, "duplicates": 2},
+    )
+    wait_until(lambda: again.spool == [])
+    assert len(again.handled.reports()) == 3
+
+
 def test_a_failing_handler_is_recorded_and_the_work_goes_on(
     start: Callable[..., Intake], tmp_path: Path
 ) -> None:

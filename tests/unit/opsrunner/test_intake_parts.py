@@ -97,6 +97,33 @@ def test_a_spooled_request_todays_parser_refuses_is_set_aside(tmp_path: Path) ->
     assert not path.exists() and path.with_name(path.name + ".bad").exists()
 
 
+def test_a_graceful_stop_records_how_far_the_file_in_hand_got(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    first = spool.write([Entry.of_report(report(n)) for n in (1, 2, 3)])
+    spool.write([Entry.of_report(report(4))])
+    spool.save_progress(first, 2)
+    loaded = spool.load()
+    assert [[r.host for r in reports] for _, reports in loaded] == [["h3"], ["h4"]]
+    assert [len(reports) for _, reports in spool.load()] == [3, 1]  # taken once: a crash replays in full
+    spool.save_progress(first, 3)  # all of it: the file goes
+    assert [[r.host for r in reports] for _, reports in spool.load()] == [["h4"]]
+    assert not first.exists()
+
+
+def test_recent_keys_survive_a_restart_within_their_window(tmp_path: Path) -> None:
+    saved = tmp_path / "recent.json"
+    recent = RecentKeys(window=60)
+    recent.add("old", time.time() - 120)
+    recent.add("a")
+    recent.add("b")
+    RecentKeys.save(saved, recent.snapshot())
+    again = RecentKeys(window=60, limit=1)
+    again.load(saved)
+    assert "b" in again and "a" not in again and "old" not in again  # the newest within the bound
+    saved.write_text("[[1, 2, 3], {]")
+    RecentKeys(window=60).load(saved)  # torn: no keys, no error
+
+
 def test_deadman_fires_once_and_resolves_once(tmp_path: Path) -> None:
     store = MemoryStore(tmp_path)
     state = store.path(STATE_FILE)
