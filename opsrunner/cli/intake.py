@@ -99,15 +99,15 @@ def serve(
     """Receive POST /alerts (Alertmanager v4) and POST /events (agents), authenticated; GET /health, /metrics.
     Answers 202 at once; each report goes to the incident work in the background. Stops on SIGTERM/SIGINT."""
     from ..intake.app import IntakeConfig, create_app
-    from ..intake.auth import load_secret
     from ..intake.server import serve as run_server
+    from ..secret_files import read_secret_file
 
     host, port = parse_listen(listen)
     positive(queue_size, "--queue-size")
     positive(body_limit, "--body-limit")
     positive(heartbeat_interval, "--heartbeat-interval")
-    token = load_secret(token_file, "--token-file") if token_file else None
-    secret = load_secret(signing_secret_file, "--signing-secret-file") if signing_secret_file else None
+    token = read_secret_file(token_file, "--token-file") if token_file else None
+    secret = read_secret_file(signing_secret_file, "--signing-secret-file") if signing_secret_file else None
     if not token and not secret:
         where = "" if is_loopback(host) else f" (and {host} is not a loopback address)"
         raise BadInput(

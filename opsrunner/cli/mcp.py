@@ -33,8 +33,8 @@ def mcp(ctx: Context, transport: str, listen: str, token_file: str | None, inven
     """Serve the operations as MCP tools (status, incidents, memory, backups, releases, diagnose, logs,
     restarts within the budget, plans/approve/apply under the policy) and the ai-memory files as resources.
     Every call is masked and written to the daily memory with the client's name."""
-    from ..intake.auth import load_secret
     from ..mcp.server import build_server, serve_http
+    from ..secret_files import read_secret_file
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
     token = ""
@@ -42,7 +42,7 @@ def mcp(ctx: Context, transport: str, listen: str, token_file: str | None, inven
         host, port = parse_listen(listen)
         if not token_file:
             raise BadInput("the HTTP transport needs --token-file FILE (a bearer token, mode 0600)")
-        token = load_secret(token_file, "--token-file")
+        token = read_secret_file(token_file, "--token-file")
         if not is_loopback(host):
             click.echo(f"opsrunner: warning: serving MCP on {host}, not a loopback address", err=True)
     server = build_server(ctx.settings, ctx.inventory_path(inventory), extra_secrets=(token,))

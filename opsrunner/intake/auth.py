@@ -13,8 +13,6 @@ import enum
 import hashlib
 import hmac
 import json
-import os
-import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,25 +30,6 @@ TIMESTAMP_WINDOW_S = 300.0
 SEEN_TTL_S = 3600.0
 SEEN_MAX = 5000
 MSG_ID_MAX = 256
-
-
-def load_secret(path: str | os.PathLike[str], what: str) -> str:
-    """A secret from a file readable by its owner only (mode 0600 or narrower). Raises BadInput."""
-    target = Path(path)
-    try:
-        st = target.stat()
-        text = target.read_text().strip()
-    except OSError as exc:
-        raise BadInput(f"{what} {target}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise BadInput(f"{what} {target}: not a regular file")
-    if st.st_mode & 0o077:
-        raise BadInput(
-            f"{what} {target} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}): chmod 600 it"
-        )
-    if not text:
-        raise BadInput(f"{what} {target} is empty")
-    return text
 
 
 def webhook_for(secret: str) -> Webhook:

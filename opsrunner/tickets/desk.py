@@ -12,9 +12,7 @@ way. The pending file is JSON lines, rewritten atomically under the store's lock
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..memory import MemoryStore, atomic_write, format_time, one_line, utcnow
 from ..redact import mask_secrets
+from ..secret_files import read_secret_file
 from .base import Ticket, TicketRequest, Tracker, TrackerError
 from .files import TICKET_DIR, FileTracker
 
@@ -293,32 +292,12 @@ def _api_key(settings: Mapping[str, Any]) -> str:
         if "{{" in key or "{%" in key:
             raise ValueError(f"{SETTINGS_NAME}.api_key is an unrendered template")
     elif path:
-        key = _key_from_file(str(path))
+        key = read_secret_file(str(path), f"{SETTINGS_NAME}.api_key_file")
     else:
         raise ValueError(f"{SETTINGS_NAME}.api_key or api_key_file is required for backend redmine")
     if not key or any(ch.isspace() for ch in key):
         raise ValueError(f"{SETTINGS_NAME}.api_key: empty or not one word")
     return key
-
-
-def _key_from_file(name: str) -> str:
-    path = Path(name).expanduser()
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise ValueError(f"{SETTINGS_NAME}.api_key_file: {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{SETTINGS_NAME}.api_key_file: {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise ValueError(
-            f"{SETTINGS_NAME}.api_key_file: {path} has mode {stat.S_IMODE(info.st_mode):04o}; make it 0600"
-        )
-    if info.st_uid not in (os.geteuid(), 0):
-        raise ValueError(f"{SETTINGS_NAME}.api_key_file: {path} is owned by another user (uid {info.st_uid})")
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeError) as exc:
-        raise ValueError(f"{SETTINGS_NAME}.api_key_file: {path}: {one_line(exc, 120)}") from None
 
 
 def _timeout(value: Any) -> float:

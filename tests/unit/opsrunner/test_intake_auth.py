@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from opsrunner.intake.auth import Authenticator, SeenIds, Verdict, load_secret
+from opsrunner.intake.auth import Authenticator, SeenIds, Verdict
+from opsrunner.secret_files import read_secret_file
 from opsrunner.settings import BadInput
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -112,17 +113,17 @@ def test_secret_files_must_be_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "token"
     path.write_text(TOKEN + "\n")
     path.chmod(0o600)
-    assert load_secret(path, "--token-file") == TOKEN
+    assert read_secret_file(path, "--token-file") == TOKEN
     path.chmod(0o400)
-    assert load_secret(path, "--token-file") == TOKEN
+    assert read_secret_file(path, "--token-file") == TOKEN
     for mode in (0o640, 0o604, 0o644):
         path.chmod(mode)
         with pytest.raises(BadInput, match=f"readable by others \\(mode {mode:04o}\\)"):
-            load_secret(path, "--token-file")
+            read_secret_file(path, "--token-file")
     empty = tmp_path / "empty"
     empty.write_text("\n")
     empty.chmod(0o600)
     with pytest.raises(BadInput, match="is empty"):
-        load_secret(empty, "--token-file")
+        read_secret_file(empty, "--token-file")
     with pytest.raises(BadInput, match="No such file"):
-        load_secret(tmp_path / "missing", "--token-file")
+        read_secret_file(tmp_path / "missing", "--token-file")

@@ -83,9 +83,9 @@ def test_the_key_file_must_be_private(store: MemoryStore, tmp_path: Path) -> Non
     key_file = tmp_path / "redmine.key"
     key_file.write_text(KEY)
     key_file.chmod(0o644)
-    with pytest.raises(ValueError, match=r"api_key_file: .* has mode 0644; make it 0600"):
+    with pytest.raises(ValueError, match=r"api_key_file .* is readable by others \(mode 0644\): chmod 600"):
         tracker_from_settings(redmine(api_key=None, api_key_file=str(key_file)), store)
-    with pytest.raises(ValueError, match=r"api_key_file: .*No such file"):
+    with pytest.raises(ValueError, match=r"api_key_file .*: No such file"):
         tracker_from_settings(redmine(api_key=None, api_key_file=str(tmp_path / "none")), store)
     with pytest.raises(ValueError, match="is not a regular file"):
         tracker_from_settings(redmine(api_key=None, api_key_file=str(tmp_path)), store)
