@@ -34,7 +34,7 @@ from ..reports import Report
 from .auth import SEEN_TTL_S, Authenticator, AuthResult, SeenIds, Verdict
 from .deadman import DeadMan, heartbeat_age
 from .schema import PARSERS, FieldError, Parsed
-from .spool import SPOOL_DIR, Entry, Spool, report_to_json
+from .spool import SPOOL_DIR, Entry, Segment, Spool, report_to_json
 
 log = logging.getLogger("opsrunner.intake")
 
@@ -81,25 +81,14 @@ class RequestError(Exception):
 
 
 @dataclass
-class SpoolFile:
-    """A spool file: it goes once the handler has had all its reports."""
-
-    path: Path
-    remaining: int
-
-    def __post_init__(self) -> None:
-        self.size = self.remaining
-
-
-@dataclass
 class Item:
     report: Report
-    file: SpoolFile
+    segment: Segment  # the spool segment that holds it
 
 
 class WorkQueue:
     """A bounded FIFO of reports shared by the event loop (producer) and the worker thread. A request
-    reserves its places before its spool file is written, so a full queue is known (429) before the write."""
+    reserves its places before it is logged in the spool, so a full queue is known (429) before the write."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -150,12 +139,12 @@ class WorkQueue:
 
 
 class Committer:
-    """Group commit of the spool on the event loop: the requests of one turn of the loop go into one file,
-    written and fsynced once at the start of the next turn; then their reports go to the queue together, in
-    commit order, and the requests answer. Like Redis's `appendfsync always`, the fsync runs on the loop
+    """Group commit of the spool on the event loop: the requests of one turn of the loop are logged together,
+    one write and one fdatasync at the start of the next turn; then their reports go to the queue together,
+    in commit order, and the requests answer. Like Redis's `appendfsync always`, the fsync runs on the loop
     itself: the number of requests in flight bounds a commit either way, and a thread of its own would
     fight the loop for the GIL at every system call (measured: about 10% of the throughput). The worker
-    wakes once per file and never waits for a write."""
+    wakes once per commit at most and never waits for a write."""
 
     def __init__(self, spool: Spool, lock: threading.Lock, queue: WorkQueue) -> None:
         self.spool = spool
@@ -177,17 +166,15 @@ class Committer:
         group, self.pending = self.pending, []
         reports = [report for _, batch, _ in group for report in batch]
         try:
-            with self.lock:  # names in commit order, also against the dead-man's thread
-                path = self.spool.next_path()
-                self.spool.write_at(path, [entry for entry, _, _ in group])
+            with self.lock:  # against the dead-man's thread
+                segment = self.spool.append([entry for entry, _, _ in group], len(reports))
         except Exception as exc:  # every waiter learns it (OSError: 503), none waits forever
             self.queue.release(len(reports))
             for _, _, future in group:
                 if not future.done():
                     future.set_exception(exc)
             return
-        file = SpoolFile(path, len(reports))
-        self.queue.put_all([Item(report, file) for report in reports], reserved=len(reports))
+        self.queue.put_all([Item(report, segment) for report in reports], reserved=len(reports))
         for _, _, future in group:
             if not future.done():
                 future.set_result(None)
@@ -263,9 +250,9 @@ class Metrics:
         Gauge("opsrunner_intake_queue_depth", "Reports waiting for the handler", registry=r).set_function(
             intake.queue.depth
         )
-        Gauge("opsrunner_intake_spool_files", "Requests spooled, not yet handled", registry=r).set_function(
-            intake.spool_count
-        )
+        Gauge(
+            "opsrunner_intake_spooled_reports", "Reports in the spool, not yet handled", registry=r
+        ).set_function(intake.spooled_reports)
         Gauge(
             "opsrunner_intake_heartbeat_age_seconds", "Seconds since the last heartbeat finished", registry=r
         ).set_function(lambda: nan_if_none(intake.heartbeat_age()))
@@ -309,7 +296,6 @@ class Intake:
         self.recent.load(self.store.path(RECENT_FILE))
         self.metrics = Metrics(self)
         self.worker = threading.Thread(target=self.work, name="intake-worker", daemon=True)
-        self.in_hand: SpoolFile | None = None  # the file of the report the worker handles (or handled last)
         self.spool_lock = threading.Lock()
         self.committer = Committer(self.spool, self.spool_lock, self.queue)
         self.deadman = DeadMan(
@@ -324,8 +310,8 @@ class Intake:
     def start(self) -> None:
         """Replay the spool (in arrival order, before any new request), then start the worker and watcher."""
         replayed = 0
-        for path, reports in self.spool.load():
-            self.enqueue(reports, SpoolFile(path, len(reports)))
+        for segment, reports in self.spool.load():
+            self.enqueue(reports, segment)
             replayed += len(reports)
         if replayed:
             log.info("intake: replaying %d spooled report(s)", replayed)
@@ -340,9 +326,9 @@ class Intake:
         if self.worker.is_alive():
             log.info("intake: waiting for the report in hand")
             self.worker.join()
-        if self.in_hand is not None and 0 < self.in_hand.remaining < self.in_hand.size:
-            # The file the worker stopped in: a restart skips what was handled (a crash handles it again).
-            self.spool.save_progress(self.in_hand.path, self.in_hand.size - self.in_hand.remaining)
+        with self.spool_lock:
+            self.spool.save_progress()
+            self.spool.close()
         self.save_recent(self.recent.snapshot())
 
     def save_recent(self, snapshot: list[tuple[str, float]]) -> None:
@@ -360,30 +346,28 @@ class Intake:
 
     # state
 
-    def spool_count(self) -> int:
-        return len(self.spool.files())
+    def spooled_reports(self) -> int:
+        return self.spool.pending()
 
     def heartbeat_age(self) -> float | None:
         return heartbeat_age(self.store)
 
     # accepting
 
-    def enqueue(self, reports: list[Report], file: SpoolFile) -> None:
-        """Queue reports that `file` holds (replayed at start, or written by the dead-man's switch)."""
-        self.queue.put_all([Item(report, file) for report in reports])
+    def enqueue(self, reports: list[Report], segment: Segment) -> None:
+        """Queue reports that `segment` holds (replayed at start, or written by the dead-man's switch)."""
+        self.queue.put_all([Item(report, segment) for report in reports])
 
     def submit(self, report: Report) -> None:
         """Internal reports (the dead-man's switch): spooled and queued past the queue's bound."""
         with self.spool_lock:
-            path = self.spool.next_path()
-            self.spool.write_at(path, [Entry.of_report(report)])
-            self.enqueue([report], SpoolFile(path, 1))
+            self.enqueue([report], self.spool.append([Entry.of_report(report)], 1))
 
     async def accept(self, kind: str, body: bytes, parsed: Parsed, auth: AuthResult) -> dict[str, int]:
         """Accept a request's new reports, all or none: spooled before this returns (and so before the 202).
 
         The checks and the reservations (queue places, dedup keys, the webhook id) are one step on the event
-        loop; then the spool file is written in a thread while other requests go on; a failed write undoes
+        loop; then the request is logged with the others of its turn of the loop; a failed write undoes
         the reservations."""
         keep, keys = self.reserve(parsed, auth)
         fresh = [parsed.reports[n] for n in keep]
@@ -439,14 +423,12 @@ class Intake:
                     return  # stopping: the report in hand is done, the rest stays spooled
                 self.work_on(item)
                 self.queue.done_one()
+            self.spool.save_progress()
             time.sleep(WORKER_LINGER_S)
 
     def work_on(self, item: Item) -> None:
-        self.in_hand = item.file
         self.handle(item.report)
-        item.file.remaining -= 1
-        if item.file.remaining == 0:
-            self.spool.remove(item.file.path)
+        self.spool.handled(item.segment)
 
     def handle(self, report: Report) -> None:
         try:
@@ -529,7 +511,7 @@ def create_app(config: IntakeConfig, handler: Handler) -> Starlette:
             "status": "ok" if alive else "worker stopped",
             "queue_depth": intake.queue.depth(),
             "queue_size": config.queue_size,
-            "spool_files": intake.spool_count(),
+            "spooled_reports": intake.spooled_reports(),
             "heartbeat_age_s": None if age is None else round(age, 1),
             "deadman_fired": intake.deadman.fired,
         }

@@ -15,7 +15,7 @@ from opsrunner.cli.intake import is_loopback, parse_listen
 from opsrunner.incidents import STATE_FILE
 from opsrunner.intake.app import RecentKeys
 from opsrunner.intake.deadman import DeadMan, deadman_report
-from opsrunner.intake.spool import Entry, Spool
+from opsrunner.intake.spool import Entry, Segment, Spool, report_to_json
 from opsrunner.memory import MemoryStore
 from opsrunner.reports import SOURCES, Report
 from opsrunner.settings import BadInput
@@ -53,25 +53,25 @@ def event_body(n: int) -> bytes:
     ).encode()
 
 
+NOW = dt.datetime(2026, 12, 5, 1, 2, 3, tzinfo=dt.UTC)
+
+
+def reports_of(loaded: list[tuple[Segment, list[Report]]]) -> list[list[str]]:
+    return [[r.host for r in reports] for _, reports in loaded]
+
+
 def test_spool_round_trip_in_order_and_private(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool")
-    first = spool.write([Entry.of_report(report(1)), Entry.of_report(report(2))])
-    spool.write([Entry("events", event_body(3), dt.datetime(2026, 12, 5, 1, 2, 3, tzinfo=dt.UTC))])
-    assert oct(first.stat().st_mode & 0o777) == "0o600"
+    spool = Spool(tmp_path / "spool", segment_bytes=4096)
+    segment = spool.append([Entry.of_report(report(1)), Entry.of_report(report(2))], 2)
+    spool.append([Entry("events", event_body(3), NOW)], 1)
+    assert oct(segment.path.stat().st_mode & 0o777) == "0o600"
+    assert segment.path.stat().st_size == 4096  # made whole at once: a commit writes no metadata
     loaded = Spool(tmp_path / "spool").load()
-    assert [[r.host for r in reports] for _, reports in loaded] == [["h1", "h2"], ["h3"]]
-    assert loaded[0][1][0] == report(1).__class__(
-        **{**report(1).__dict__, "received": loaded[0][1][0].received}
-    )
-    assert loaded[0][1][0].received.tzinfo is not None
-    replayed = loaded[1][1][0]  # parsed again from its body, with the time it was received
-    assert (replayed.source, replayed.labels, replayed.received.second) == ("agent", {"sender": "agent-1"}, 3)
-    (tmp_path / "spool" / "0-torn.json").write_bytes(b'{"kind":"events","received":"x","size":900}\n{')
-    loaded = spool.load()
-    assert len(loaded) == 2 and (tmp_path / "spool" / "0-torn.json.bad").exists()
-    spool.remove(first)
-    spool.remove(first)
-    assert len(spool.files()) == 1
+    assert reports_of(loaded) == [["h1", "h2", "h3"]]
+    first = loaded[0][1][0]
+    assert first == report(1).__class__(**{**report(1).__dict__, "received": first.received})
+    replayed = loaded[0][1][2]  # parsed again from its body, with the time it was received
+    assert (replayed.source, replayed.labels, replayed.received) == ("agent", {"sender": "agent-1"}, NOW)
 
 
 def test_spool_replays_only_the_reports_that_were_new(tmp_path: Path) -> None:
@@ -84,30 +84,60 @@ def test_spool_replays_only_the_reports_that_were_new(tmp_path: Path) -> None:
         for n in range(3)
     ]
     body = json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode()
+    Spool(tmp_path / "spool").append([Entry("alerts", body, NOW, keep=[0, 2])], 2)
+    assert reports_of(Spool(tmp_path / "spool").load()) == [["h0", "h2"]]
+
+
+def test_a_torn_last_record_is_left_out_and_a_refused_one_set_aside(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    spool.write([Entry("alerts", body, dt.datetime.now(dt.UTC), keep=[0, 2])])
-    ((_, reports),) = spool.load()
-    assert [r.host for r in reports] == ["h0", "h2"]
+    segment = spool.append([Entry("events", b'{"source": "a"}', NOW), Entry.of_report(report(1))], 1)
+    torn = Entry.of_report(report(2)).encode()
+    with segment.path.open("r+b") as out:  # a crash in the middle of the next commit, before its fdatasync
+        out.seek(spool.used)
+        out.write(torn[: len(torn) // 2])
+    assert reports_of(Spool(tmp_path / "spool").load()) == [["h1"]]
+    assert b'{"source": "a"}' in segment.path.with_name(segment.path.name + ".bad").read_bytes()
 
 
-def test_a_spooled_request_todays_parser_refuses_is_set_aside(tmp_path: Path) -> None:
+def test_handled_reports_are_skipped_on_replay_and_done_segments_go(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", segment_bytes=600)
+    segments = [spool.append([Entry.of_report(report(n))], 1) for n in range(1, 5)]
+    assert len({s.path for s in segments}) > 1  # rotated
+    first = segments[0]
+    spool.handled(first)
+    assert not first.path.exists()  # sealed and done: removed
+    spool.handled(segments[1])
+    spool.save_progress()
+    again = Spool(tmp_path / "spool")
+    loaded = again.load()
+    assert [host for hosts in reports_of(loaded) for host in hosts] == ["h3", "h4"]
+    for segment, reports in loaded:
+        for _ in reports:
+            again.handled(segment)
+    assert again.pending() == 0 and again.segment_files() == []
+
+
+def test_a_new_segment_never_takes_an_old_name(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    path = spool.write([Entry("events", b'{"source": "a"}', dt.datetime.now(dt.UTC))])
-    assert spool.load() == []
-    assert not path.exists() and path.with_name(path.name + ".bad").exists()
+    segment = spool.append([Entry.of_report(report(1))], 1)
+    spool.handled(segment)
+    spool.close()
+    assert not segment.path.exists()
+    again = Spool(tmp_path / "spool")
+    assert again.load() == []
+    assert again.append([Entry.of_report(report(2))], 1).path.name > segment.path.name
 
 
-def test_a_graceful_stop_records_how_far_the_file_in_hand_got(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool")
-    first = spool.write([Entry.of_report(report(n)) for n in (1, 2, 3)])
-    spool.write([Entry.of_report(report(4))])
-    spool.save_progress(first, 2)
-    loaded = spool.load()
-    assert [[r.host for r in reports] for _, reports in loaded] == [["h3"], ["h4"]]
-    assert [len(reports) for _, reports in spool.load()] == [3, 1]  # taken once: a crash replays in full
-    spool.save_progress(first, 3)  # all of it: the file goes
-    assert [[r.host for r in reports] for _, reports in spool.load()] == [["h4"]]
-    assert not first.exists()
+def test_spool_files_of_the_earlier_layout_are_replayed(tmp_path: Path) -> None:
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    legacy = folder / "01796436378834969377-23530-00000000.json"
+    legacy.write_text(json.dumps([report_to_json(report(7))]))
+    spool = Spool(folder)
+    ((segment, reports),) = spool.load()
+    assert [r.host for r in reports] == ["h7"]
+    spool.handled(segment)
+    assert not legacy.exists()
 
 
 def test_recent_keys_survive_a_restart_within_their_window(tmp_path: Path) -> None:
