@@ -203,12 +203,17 @@ class RecentKeys:
         now = when or time.time()
         self.keys[key] = now
         self.keys.move_to_end(key)
-        while self.keys and (
-            len(self.keys) > self.limit or next(iter(self.keys.values())) < now - self.window
-        ):
+        if len(self.keys) > self.limit:
+            self.keys.popitem(last=False)
+        if len(self.keys) % 256 == 0:  # expired keys answer "not seen" anyway: sweep them now and then
+            self.expire(now)
+
+    def expire(self, now: float) -> None:
+        while self.keys and next(iter(self.keys.values())) < now - self.window:
             self.keys.popitem(last=False)
 
     def snapshot(self) -> list[tuple[str, float]]:
+        self.expire(time.time())
         return list(self.keys.items())
 
     @staticmethod

@@ -84,10 +84,16 @@ class Entry:
         return cls(REPORT_KIND, body, report.received)
 
     def encode(self) -> bytes:
-        header = {"kind": self.kind, "received": self.received.isoformat(), "keep": self.keep}
-        header["size"] = len(self.body)
-        header["crc"] = zlib.crc32(self.body)
-        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.body + b"\n"
+        """The header line (JSON written by hand: every value is a fixed word, a time or numbers, and this
+        runs once per request), the body and a newline."""
+        if self.kind != REPORT_KIND and self.kind not in PARSERS:
+            raise ValueError(f"unknown kind {self.kind!r}")
+        keep = "null" if self.keep is None else "[" + ",".join(map(str, self.keep)) + "]"
+        header = (
+            f'{{"kind":"{self.kind}","received":"{self.received.isoformat()}","keep":{keep},'
+            f'"size":{len(self.body)},"crc":{zlib.crc32(self.body)}}}\n'
+        )
+        return header.encode() + self.body + b"\n"
 
     def reports(self) -> list[Report]:
         """The reports it was accepted with. Raises ValueError (a FieldError too) when it cannot be read."""
