@@ -87,6 +87,8 @@ class HeartbeatConfig:
     remediate: bool = True
     # An assessment of these services only (the intake's scoped run): it does not count as a heartbeat.
     scope: list[str] = field(default_factory=list)
+    # False: a look only (MCP's fleet_status): no incident, page, history line or dead-man ping follows.
+    record: bool = True
 
     def __post_init__(self) -> None:
         for name in COUNTS:
@@ -100,6 +102,7 @@ class HeartbeatConfig:
                 )
             setattr(self, name, number)
         self.remediate = str(self.remediate).lower() not in ("false", "0", "no")
+        self.record = str(self.record).lower() not in ("false", "0", "no")
         scope = self.scope if isinstance(self.scope, list) else []
         self.scope = [str(name) for name in scope]
 
@@ -311,7 +314,7 @@ class HeartbeatHooks:
             if failure.unreachable:
                 self.report(failure.host).unreachable = failure.message
         store = recorder.store
-        if store is None:
+        if store is None or not (self.config or HeartbeatConfig()).record:
             return
         store.ensure_layout()
         with store.locked(STATE_FILE):

@@ -83,8 +83,9 @@ class Ops:
     # -- read tools ------------------------------------------------------------------------------------
 
     def fleet_status(self, limit: str | None = None) -> dict[str, Any]:
-        """A heartbeat with remediation off (opsrunner heartbeat --no-remediate): checks per host/service."""
-        request = self.request("heartbeat.yml", limit=limit, extra_vars={"heartbeat_remediate": False})
+        """Every check of a heartbeat, as a look only: no restart, no incident, page or count (read-only)."""
+        extra_vars = {"heartbeat_remediate": False, "heartbeat_record": False}
+        request = self.request("heartbeat.yml", limit=limit, extra_vars=extra_vars)
         with run_lock(self.store):
             outcome = self.run(request)
         watch = outcome.hooks.get(HeartbeatHooks)

@@ -48,7 +48,7 @@ def hints(read_only: bool, destructive: bool, idempotent: bool, open_world: bool
 READ = hints(read_only=True, destructive=False, idempotent=True)
 # The tool annotations, in one table (the README's table says the same).
 ANNOTATIONS: dict[str, ToolAnnotations] = {
-    "fleet_status": hints(True, False, False, open_world=True),  # a heartbeat: counts failures, may page
+    "fleet_status": hints(True, False, True, open_world=True),  # probes the hosts; records nothing
     "incidents_list": READ,
     "incident_show": READ,
     "memory_show": READ,
@@ -144,9 +144,9 @@ def build_server(settings: Settings, inventory: Path, extra_secrets: tuple[str, 
 
     # -- read tools --------------------------------------------------------------------------------------
 
-    @tool("fleet_status", "Check every host and service now (a heartbeat with remediation off): checks per "
-          "host and service, healthy or not. Restarts nothing; failing checks open incidents and page as "
-          "the heartbeat does.")  # fmt: skip
+    @tool("fleet_status", "Check every host and service now (the heartbeat's checks, as a look only): "
+          "checks per host and service, healthy or not. Restarts nothing, opens or resolves no incident, "
+          "pages no one and does not count as a heartbeat.")  # fmt: skip
     def fleet_status(ctx: Context, limit: str = "") -> str:
         return tools.call(ctx, "fleet_status", {"limit": limit}, lambda by: ops.fleet_status(limit or None))
 

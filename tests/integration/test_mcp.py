@@ -167,6 +167,9 @@ async def check_story(session: ClientSession, site: Site, tmp_path: Path, artifa
     status = json.loads(text)
     assert status["healthy"] is True, text
     assert {"host": "web1", "service": "web", "status": "ok", "detail": ""} in status["checks"]
+    # A look only: not counted as a heartbeat, no history line (so nothing could open or page either).
+    for name in ("incidents/.heartbeat-state.json", "incidents/.heartbeat-history.jsonl"):
+        assert not (site.memory / name).exists(), name
 
     # A restart: a new pid; the budget (2) allows one more, then refuses and changes nothing.
     before = site.pid("web1")
