@@ -96,6 +96,11 @@ CONTEXT_VARS = (
 )
 
 
+# The context key of the inventory's hosts: {inventory name: [the name, its ansible_host when set]}, so that
+# a report naming a host by its address (Prometheus's `instance`) finds the inventory host.
+INVENTORY_HOSTS = "inventory_hosts"
+
+
 class SecretDiscoveryError(Exception):
     """The secrets of a run could not be discovered (so the run must not start)."""
 
@@ -182,7 +187,8 @@ def secrets_from_playbook(
     limit: str | None = None,
 ) -> tuple[set[str], dict[str, Any]]:
     """Load inventory and playbook as ansible-playbook would; return every secret value, and the
-    CONTEXT_VARS as the first host that defines them sees them."""
+    CONTEXT_VARS as the first host that defines them sees them, and the inventory's hosts with their
+    addresses (INVENTORY_HOSTS)."""
     from ansible import context
     from ansible.cli import CLI
     from ansible.inventory.manager import InventoryManager
@@ -210,12 +216,53 @@ def secrets_from_playbook(
     variables = VariableManager(loader=loader, inventory=manager)
     found: set[str] = set()
     context: dict[str, Any] = {}
+    addresses: dict[str, str] = {}  # host -> its ansible_host, as the first play that reaches it sees it
     for play in play_headers(Path(playbook), loader, variables):
         # A templated pattern is only known inside the run: every host is a safe superset.
         pattern = "all" if "{{" in str(play.hosts) else play.hosts
         for host in manager.get_hosts(pattern):
-            found |= set(host_secrets(variables, loader, play, host, context))
+            host_vars = variables.get_vars(play=play, host=host, include_hostvars=False)
+            found |= set(vars_secrets(host_vars, loader, context))
+            if host.name not in addresses:
+                addresses[host.name] = host_address(host_vars, loader)
+    # Every host of the inventory, the limit aside; one no play reached has its inventory-file address.
+    everyone = list(manager.hosts.values())
+    for host in everyone:
+        addresses.setdefault(host.name, _plain_address(host.vars.get("ansible_host")))
+    context[INVENTORY_HOSTS] = inventory_hosts([host.name for host in everyone], addresses)
     return found, context
+
+
+def inventory_hosts(names: Iterable[str], addresses: Mapping[str, str]) -> dict[str, list[str]]:
+    """{name: [name, address]} (the address only when set and not the name itself)."""
+    hosts: dict[str, list[str]] = {}
+    for name in names:
+        address = addresses.get(name, "")
+        hosts[name] = [name, address] if address and address != name else [name]
+    return hosts
+
+
+def hosts_known_as(hosts: Mapping[str, list[str]], name: str) -> list[str]:
+    """The inventory hosts a report's host name means: the host of that inventory name, else every host
+    whose address it is (exact, case-sensitive; several when hosts share an address)."""
+    if name in hosts:
+        return [name]
+    return sorted(host for host, aliases in hosts.items() if name in aliases)
+
+
+def host_address(host_vars: Mapping[str, Any], loader: Any) -> str:
+    """A host's ansible_host, rendered ("" when unset or not a plain name)."""
+    value = host_vars.get("ansible_host")
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        from ansible.template import Templar
+
+        value = _render(value, Templar(loader=loader, variables=host_vars))
+    return _plain_address(value)
+
+
+def _plain_address(value: Any) -> str:
+    text = plain(value) if isinstance(value, str) or is_vaulted(value) else None
+    return text.strip() if text and text.strip() and len(text) <= 255 else ""
 
 
 # The parts of a play that define variables; tasks are skipped because loading them costs far more
@@ -296,9 +343,16 @@ def host_secrets(
 ) -> Iterator[str]:
     """The secret values one host sees in one play (used by both adapters); fills `context` with
     the CONTEXT_VARS it finds first."""
+    host_vars = variable_manager.get_vars(play=play, host=host, include_hostvars=False)
+    yield from vars_secrets(host_vars, loader, context)
+
+
+def vars_secrets(
+    host_vars: Mapping[str, Any], loader: Any, context: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """host_secrets() of variables already loaded."""
     from ansible.template import Templar
 
-    host_vars = variable_manager.get_vars(play=play, host=host, include_hostvars=False)
     templar = Templar(loader=loader, variables=host_vars)
     if context is not None:
         for name in CONTEXT_VARS:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import failures
-from .ansible_secrets import SecretDiscoveryError, discover_secrets
+from .ansible_secrets import INVENTORY_HOSTS, SecretDiscoveryError, discover_secrets, hosts_known_as
 from .failures import DEPLOY_CHECK, REACHABILITY_CHECK
 from .incidents import STATE_FILE, Incident, IncidentChange, IncidentStore
 from .memory import MemoryStore, format_time, one_line, utcnow
@@ -379,11 +379,26 @@ class Responder:
 
 @dataclass
 class InventoryPolicy:
-    """What the inventory says about pages and tickets, and the secrets to mask, read once."""
+    """What the inventory says about pages and tickets, the secrets to mask, and its hosts, read once."""
 
     context: dict[str, Any]
     redactor: Redactor
     error: str = ""  # why the inventory could not be read (pages then go nowhere, and the log says so)
+
+    @property
+    def hosts(self) -> dict[str, list[str]] | None:
+        """{inventory name: [name, ansible_host]}; None when the inventory could not be read."""
+        hosts = self.context.get(INVENTORY_HOSTS)
+        return None if self.error or not isinstance(hosts, dict) else hosts
+
+    def hosts_known_as(self, name: str) -> list[str]:
+        """The inventory hosts of that name or address (several when they share the address)."""
+        return hosts_known_as(self.hosts or {}, name)
+
+    def inventory_host(self, name: str) -> str | None:
+        """The inventory name of the one host named (by name or ansible_host) `name`, else None."""
+        found = self.hosts_known_as(name)
+        return found[0] if len(found) == 1 else None
 
     @classmethod
     def load(cls, settings: Settings, inventory: Path) -> InventoryPolicy:

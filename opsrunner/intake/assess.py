@@ -1,15 +1,21 @@
 """The intake's incident work: what happens to each accepted report, one at a time.
 
 1. Triage (opsrunner.triage): the report opens or joins the incident of its host + service + check, in the
-   heartbeat's own store, under its lock; its text is masked first (it came from the network).
-2. Respond (opsrunner.respond): pages and tickets by the inventory's policy (read once at start, vault
-   included, through the same discovery a run uses).
+   heartbeat's own store, under its lock; its text is masked first (it came from the network). A host
+   named by its address (Prometheus's `instance` is usually `ansible_host:port`) becomes the inventory
+   host of that `ansible_host` first, so the alert keys the incident a heartbeat would; the report keeps
+   the host it named in labels["reported_host"].
+2. Respond (opsrunner.respond): pages and tickets by the inventory's policy (read at start, vault
+   included, through the same discovery a run uses; read again, at most once per `assess_interval`, when
+   a report names a host it lacks: the inventory may have gained it).
 3. Assess: a firing (or reported-resolved) problem of a service we run gets a scoped heartbeat run on its
    host: that service's probes, diagnostics and the debugging-notes section, and remediation by the
    heartbeat's own rules against the same restart budget (the alert counts as the first failed check).
    At most one firing assessment per incident per `assess_interval`; never two runs at once (the
    heartbeat's run lock). Security problems and incidents waiting for guidance are probed, never
-   restarted. A problem none of our probes covers is put to a person (needs-guidance).
+   restarted. A problem none of our probes covers is put to a person (needs-guidance), and so, at once and
+   without a run, is a problem of a host the inventory does not have (ansible-playbook would match no
+   host; when the inventory could not be read, the run is tried).
 4. The daily memory gets one entry per report; the scoped run writes its own.
 """
 
@@ -55,16 +61,25 @@ class Assessor:
         if self.policy.error:
             log.warning("%s", self.policy.error)
         self._assessed: dict[str, float] = {}  # incident id -> monotonic time of its last firing assessment
+        # A policy read here is read again (at most once per interval) when a report names a host it lacks:
+        # the inventory may have gained that host since.
+        self._reloadable = policy is None
+        self._loaded = time.monotonic()
 
     def __call__(self, report: Report) -> None:
-        report = self._masked(report)
+        report = self._on_inventory(self._masked(report))
         triage = take_report(self.store, report)
         details: list[str] = []
+        outside = self._outside(triage.incident) if triage is not None else None
+        asked = False
         if triage is not None:
             self._respond(triage, details)
+            if outside and triage.kind == "opened":  # asked once, when it opens; repeats change nothing
+                details.append(self._ask(triage.incident, outside))
+                asked = True
         # The report's entry first: the assessment run writes its own entry after it, in order.
-        self._record(report, triage, details)
-        if triage is not None:
+        self._record(report, triage, details, outcome="needs-guidance" if asked else "")
+        if triage is not None and outside is None:
             found = self._assess(triage)
             if any("needs guidance" in line for line in found):
                 self._record(report, triage, found, outcome="needs-guidance")
@@ -75,6 +90,37 @@ class Assessor:
         mask = self.policy.redactor.redact_text
         labels = {key: mask(value) for key, value in report.labels.items()}
         return dataclasses.replace(report, summary=mask(report.summary), labels=labels)
+
+    def _on_inventory(self, report: Report) -> Report:
+        """The report of a host named by its address, on the inventory host of that address."""
+        unknown = self.policy.hosts is not None and not self.policy.hosts_known_as(report.host)
+        if unknown and report.source != "intake":
+            self._reload()
+        name = self.policy.inventory_host(report.host)
+        if name is None or name == report.host:
+            return report
+        return dataclasses.replace(report, host=name, labels={**report.labels, "reported_host": report.host})
+
+    def _reload(self) -> None:
+        if not self._reloadable or time.monotonic() - self._loaded < self.interval_s:
+            return
+        self._loaded = time.monotonic()
+        policy = InventoryPolicy.load(self.settings, self.inventory)
+        if policy.error:  # the policy read at the start stands
+            log.warning("%s", policy.error)
+        else:
+            self.policy = policy
+
+    def _outside(self, incident: Incident) -> str | None:
+        """Why no run of ours can look at the incident's host (it is not in the inventory), else None.
+        None too when the inventory could not be read (the run is tried) and for the intake's own reports
+        (its dead-man's switch names the controller)."""
+        if self.policy.hosts is None or incident.source == "intake" or incident.host in self.policy.hosts:
+            return None
+        shared = self.policy.hosts_known_as(incident.host)
+        if shared:
+            return f"{incident.host} is the address of several inventory hosts ({', '.join(shared)})"
+        return f"{incident.host} is not a host of the inventory"
 
     def _respond(self, triage: Triage, details: list[str]) -> None:
         if triage.news:
@@ -139,6 +185,8 @@ class Assessor:
         return f"{incident.id} needs guidance: {why}" + (f" ({'; '.join(details)})" if details else "")
 
     def _record(self, report: Report, triage: Triage | None, details: list[str], outcome: str = "") -> None:
+        reported = report.labels.get("reported_host")
+        named = f", host named {reported}" if reported else ""
         entry = DailyEntry(
             time=utcnow(),
             event="intake",
@@ -147,7 +195,7 @@ class Assessor:
             ),
             outcome=outcome or (triage.kind if triage else "no open incident"),
             hosts=[report.host],
-            actions=f"{report.source} report {report.check} ({report.severity}, {report.category})",
+            actions=f"{report.source} report {report.check} ({report.severity}, {report.category})" + named,
             details=[
                 self.policy.redactor.redact_text(d) for d in ([triage.text] if triage else []) + details
             ],

@@ -264,6 +264,23 @@ def start_prometheus(
 # ------------------------------------------------------------------------------- a webhook receiver
 
 
+def webhook_body(*alerts: dict[str, Any]) -> bytes:
+    """An Alertmanager v4 webhook payload (one alert group) carrying `alerts`, as Alertmanager posts it."""
+    body = {
+        "version": "4",
+        "receiver": "intake",
+        "status": "firing",
+        "alerts": list(alerts),
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+    }
+    return json.dumps(body).encode()
+
+
 @dataclass
 class Delivery:
     """One POST Alertmanager made: its Authorization header and its JSON body."""

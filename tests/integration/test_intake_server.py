@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from monitoring import webhook_body
 from opsrunner.incidents import STATE_FILE
 from opsrunner.intake.app import IntakeConfig, create_app
 from opsrunner.intake.server import ServerThread
@@ -172,22 +173,6 @@ def alert(n: int, fingerprint: str, **labels: str) -> dict[str, Any]:
     }
 
 
-def alerts_body(*alerts: dict[str, Any]) -> bytes:
-    body = {
-        "version": "4",
-        "receiver": "intake",
-        "status": "firing",
-        "alerts": list(alerts),
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093",
-        "groupKey": "{}:{}",
-        "truncatedAlerts": 0,
-    }
-    return json.dumps(body).encode()
-
-
 def huge_request(port: int, size: int, *, chunked: bool) -> int:
     """POST `size` bytes (or as many as the server takes before it answers); the answer's status."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
@@ -283,14 +268,14 @@ def test_refused_requests_write_nothing(start: Callable[..., Intake]) -> None:
 def test_bad_bodies_name_the_field_and_write_nothing(start: Callable[..., Intake]) -> None:
     intake = start(body_limit=4096)
     bad_host = alert(3, "fp3", host="a/b")
-    body = alerts_body(alert(0, "fp0"), alert(1, "fp1"), alert(2, "fp2"), bad_host)
+    body = webhook_body(alert(0, "fp0"), alert(1, "fp1"), alert(2, "fp2"), bad_host)
     status, answer = intake.post("/alerts", body, bearer())
     assert status == 422 and answer["field"] == "alerts[3].labels.host", answer
     status, answer = intake.post("/events", event_body(1, surprise=True), bearer())
     assert (status, answer["field"]) == (422, "surprise")
     status, answer = intake.post("/events", b"{not json", bearer())
     assert (status, answer["field"]) == (400, "body")
-    big = alerts_body(*[alert(n, f"fp{n}") for n in range(30)])
+    big = webhook_body(*[alert(n, f"fp{n}") for n in range(30)])
     assert len(big) > 4096
     assert intake.post("/alerts", big, bearer())[0] == 413
     assert intake.request("GET", "/alerts")[0] == 405
@@ -300,13 +285,13 @@ def test_bad_bodies_name_the_field_and_write_nothing(start: Callable[..., Intake
 
 def test_a_full_queue_answers_429_and_accepts_nothing_of_that_request(start: Callable[..., Intake]) -> None:
     intake = start(delay=0.5, queue_size=3)
-    assert intake.post("/alerts", alerts_body(alert(0, "a0"), alert(1, "a1")), bearer())[0] == 202
+    assert intake.post("/alerts", webhook_body(alert(0, "a0"), alert(1, "a1")), bearer())[0] == 202
     status, answer = intake.post(
-        "/alerts", alerts_body(alert(2, "a2"), alert(3, "a3"), alert(4, "a4")), bearer()
+        "/alerts", webhook_body(alert(2, "a2"), alert(3, "a3"), alert(4, "a4")), bearer()
     )
     assert status == 429 and "queue is full" in answer["error"]
     time.sleep(1.5)
-    assert intake.post("/alerts", alerts_body(alert(2, "a2"), alert(3, "a3")), bearer())[0] == 202
+    assert intake.post("/alerts", webhook_body(alert(2, "a2"), alert(3, "a3")), bearer())[0] == 202
     summaries = [r["summary"] for r in intake.handled.wait_for(4)]
     assert summaries == ["alert 0", "alert 1", "alert 2", "alert 3"]
 
@@ -314,7 +299,7 @@ def test_a_full_queue_answers_429_and_accepts_nothing_of_that_request(start: Cal
 def test_burst_of_200_alerts_with_20_fingerprints_nothing_lost(start: Callable[..., Intake]) -> None:
     intake = start(delay=0.002, queue_size=60)
     # Alert n: fingerprint fp<n % 20>, startsAt by n // 20 (Alertmanager's retries repeat all three).
-    bodies = {n: alerts_body(alert(n, f"fp{n % 20}")) for n in range(200)}
+    bodies = {n: webhook_body(alert(n, f"fp{n % 20}")) for n in range(200)}
 
     def send(n: int) -> tuple[int, int, Any]:
         status, answer = intake.post("/alerts", bodies[n], bearer())
@@ -334,7 +319,7 @@ def test_burst_of_200_alerts_with_20_fingerprints_nothing_lost(start: Callable[.
     again = next(iter(accepted))
     assert intake.post("/alerts", bodies[again], bearer()) == (202, {"accepted": 0, "duplicates": 1})
     # So is an alert repeated inside one group.
-    twice = alerts_body(alert(500, "fpX"), alert(500, "fpX"))
+    twice = webhook_body(alert(500, "fpX"), alert(500, "fpX"))
     assert intake.post("/alerts", twice, bearer()) == (202, {"accepted": 1, "duplicates": 1})
     intake.handled.wait_for(len(accepted) + 1)
     wait_until(lambda: intake.spooled() == 0)
@@ -361,12 +346,12 @@ def test_a_restart_keeps_the_new_alerts_of_a_spooled_group_and_alertmanagers_ded
 ) -> None:
     intake = start(delay=0.5)
     first, second, third = alert(1, "fpA"), alert(2, "fpB"), alert(3, "fpC")
-    assert intake.post("/alerts", alerts_body(first, second), bearer()) == (
+    assert intake.post("/alerts", webhook_body(first, second), bearer()) == (
         202,
         {"accepted": 2, "duplicates": 0},
     )
     # The same group again with one new alert: only the new one is kept, on disk and on replay.
-    assert intake.post("/alerts", alerts_body(second, third), bearer()) == (
+    assert intake.post("/alerts", webhook_body(second, third), bearer()) == (
         202,
         {"accepted": 1, "duplicates": 1},
     )
@@ -376,7 +361,7 @@ def test_a_restart_keeps_the_new_alerts_of_a_spooled_group_and_alertmanagers_ded
     summaries = [r["summary"] for r in again.handled.wait_for(3)]
     assert summaries == ["alert 1", "alert 2", "alert 3"]  # each once, in arrival order
     # Alertmanager re-sends the groups after the restart: known alerts, nothing queued again.
-    assert again.post("/alerts", alerts_body(first, second), bearer()) == (
+    assert again.post("/alerts", webhook_body(first, second), bearer()) == (
         202,
         {"accepted": 0, "duplicates": 2},
     )
@@ -688,7 +673,7 @@ def test_a_spool_that_cannot_be_written_answers_503_and_accepts_nothing(start: C
     spool.rmdir()
     spool.write_text("not a folder\n")  # every spool write now fails (even as root)
     try:
-        body = alerts_body(alert(0, "fp-disk"))
+        body = webhook_body(alert(0, "fp-disk"))
         status, answer = intake.post("/alerts", body, bearer())
         assert status == 503 and "cannot store" in answer["error"]
     finally:
