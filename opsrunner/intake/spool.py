@@ -334,5 +334,8 @@ class Spool:
             return []
 
     def close(self) -> None:
-        """At a stop: the current segment is sealed (and goes when all its reports were handled)."""
+        """At a stop: the current segment is sealed (and goes when all its reports were handled); with
+        nothing left to replay, the progress goes too."""
         self.close_segment()
+        if not self.segments:
+            (self.folder / PROGRESS_FILE).unlink(missing_ok=True)
