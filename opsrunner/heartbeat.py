@@ -21,6 +21,7 @@ from typing import Any
 from filelock import FileLock
 
 from .failures import REACHABILITY_CHECK
+from .holds import Holds
 from .incidents import (
     CATEGORIES,
     STATE_FILE,
@@ -128,6 +129,11 @@ class HostReport:
     diagnostics: dict[str, str] = field(default_factory=dict)  # service -> text
     unreachable: str = ""
     crashes: dict[str, str] = field(default_factory=dict)  # service -> crash systemd repaired (see _crashes)
+    held: dict[str, str] = field(default_factory=dict)  # service -> why it is left stopped (opsrunner.holds)
+
+    def counted(self, probe: dict[str, Any]) -> bool:
+        """Whether a probe's result counts: a held service's do not."""
+        return (probe.get("service") or HOST_SERVICE) not in self.held
 
     @property
     def final(self) -> dict[str, dict[str, Any]]:
@@ -218,12 +224,13 @@ def restart_plan(
 
 def paused_services(store: MemoryStore, host: str) -> set[str]:
     """Services of `host` nobody may restart now: an incident of theirs waits for guidance, or is a
-    security incident (a person decides what happens to a service that may be compromised)."""
+    security incident (a person decides what happens to a service that may be compromised), or an
+    operator stopped it on purpose (held, opsrunner.holds)."""
     return {
         incident.service
         for incident in IncidentStore(store).active().values()
         if incident.host == host and (incident.status == "needs-guidance" or incident.category == "security")
-    }
+    } | set(Holds(store).on(host))
 
 
 class HeartbeatHooks:
@@ -267,7 +274,9 @@ class HeartbeatHooks:
         """No host unreachable, every final probe ok, and no crash that systemd repaired since the last run
         (known once the state is applied)."""
         return all(
-            not r.unreachable and not r.crashes and all(p.get("ok") for p in r.final.values())
+            not r.unreachable
+            and not r.crashes
+            and all(p.get("ok") or not r.counted(p) for p in r.final.values())
             for r in self.hosts.values()
         )
 
@@ -308,6 +317,10 @@ class HeartbeatHooks:
         if not self.active:
             return
         record.event = "heartbeat"
+        if recorder.store is not None:
+            for host, held in Holds(recorder.store).all().items():
+                if host in self.hosts:
+                    self.hosts[host].held = {service: hold.describe() for service, hold in held.items()}
         if record.outcome == "ok" and not self.healthy():
             record.outcome = "unhealthy"
         for failure in record.failures:
@@ -369,6 +382,9 @@ def _service_states(report: HostReport, redact: Callable[[str], str]) -> dict[st
     restarted = {r["service"] for r in report.restarts if r.get("ok")}
     states = {}
     for service, probes in sorted(grouped.items()):
+        if service in report.held:
+            states[service] = {"ok": True, "held": True, "detail": redact(report.held[service])}
+            continue
         failing = [(name, probe) for name, probe in probes if not probe.get("ok")]
         if failing:
             name, probe = failing[0]
@@ -460,7 +476,9 @@ def _outcomes(host: str, report: HostReport, probes: dict[str, dict[str, Any]], 
     if reachability:
         yield HOST_SERVICE, REACHABILITY_CHECK, True, "reachable"
     for name, probe in sorted(probes.items()):
-        yield probe.get("service") or HOST_SERVICE, name, bool(probe.get("ok")), str(probe.get("detail", ""))
+        if report.counted(probe):  # a held service's checks count for nothing (opsrunner.holds)
+            service = probe.get("service") or HOST_SERVICE
+            yield service, name, bool(probe.get("ok")), str(probe.get("detail", ""))
 
 
 def _observe(state, incidents, store, active, host, report, outcome, config, now, redact) -> list[Transition]:

@@ -21,6 +21,7 @@ from .decisions import decision_hooks
 from .deploys import DeployHooks
 from .diagnose import DiagnoseHooks
 from .heartbeat import HeartbeatHooks
+from .holds import ServiceHolds
 from .logreview import EVENT as LOG_REVIEW
 from .logreview import review_hooks
 from .recorder import Recorder
@@ -36,6 +37,7 @@ STANDARD: tuple[HookFactory, ...] = (
     decision_hooks,  # decisions/ records from aitbc.ops.decision tasks
     BackupHooks,  # backup details; incidents for failed verification
     DeployHooks,  # incidents for automatic rollbacks
+    ServiceHolds,  # a service stopped on purpose is held (the heartbeat leaves it stopped)
 )
 
 BY_EVENT: dict[str, tuple[HookFactory, ...]] = {

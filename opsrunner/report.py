@@ -140,6 +140,9 @@ def heartbeat_rows(hosts: dict[str, Any]) -> list[list[str]]:
             services.setdefault(probe.get("service") or "host", []).append(probe)
         restarted = {r["service"] for r in report.restarts}
         for service, probes in sorted(services.items()):
+            if service in report.held:  # stopped on purpose: not a failure (opsrunner.holds)
+                rows.append([host, service, "held", report.held[service]])
+                continue
             failing = [p for p in probes if not p.get("ok")]
             state = "FAIL" if failing else ("ok (restarted)" if service in restarted else "ok")
             detail = f"{failing[0].get('name')}: {failing[0].get('detail')}" if failing else ""

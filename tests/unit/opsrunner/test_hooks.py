@@ -13,11 +13,12 @@ from opsrunner.decisions import DecisionHooks, decision_hooks
 from opsrunner.deploys import DeployHooks
 from opsrunner.diagnose import DiagnoseHooks
 from opsrunner.heartbeat import HeartbeatHooks
+from opsrunner.holds import ServiceHolds
 from opsrunner.logreview import finish_hook, review_hooks
 from opsrunner.recorder import Recorder
 
 REPO = Path(__file__).resolve().parents[3]
-STANDARD = (decision_hooks, BackupHooks, DeployHooks)
+STANDARD = (decision_hooks, BackupHooks, DeployHooks, ServiceHolds)
 
 
 def recorder(**extra_vars) -> Recorder:
@@ -79,7 +80,13 @@ def test_every_playbook_in_the_table_exists() -> None:
 def test_install_returns_the_hook_objects_a_command_reads() -> None:
     rec = recorder()
     installed = hooks.install_hooks(rec, "heartbeat")
-    assert [type(h) for h in installed.installed] == [DecisionHooks, BackupHooks, DeployHooks, HeartbeatHooks]
+    assert [type(h) for h in installed.installed] == [
+        DecisionHooks,
+        BackupHooks,
+        DeployHooks,
+        ServiceHolds,
+        HeartbeatHooks,
+    ]
     heartbeat = installed.get(HeartbeatHooks)
     assert heartbeat.expected and heartbeat.on_result in rec.result_hooks
     with pytest.raises(LookupError, match="DiagnoseHooks"):
