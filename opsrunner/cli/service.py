@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import report
+from ..holds import Holds
 from ..runner import RunRequest
 from . import changes, options
 from .context import Context, execute, finish, pass_ctx, playbook_request, reject_unknown_service
@@ -64,9 +65,21 @@ def run_service(ctx: Context, request: RunRequest, as_json: bool) -> None:
             )
         for warning in warnings:
             click.echo(f"  warning: {warning}")
+    held = Holds(ctx.store).all()  # after the run: a stop has just held it, a start released it
     services = [
-        {"host": r.host, **r.result["service"]}
+        {
+            "host": r.host,
+            **r.result["service"],
+            "held": r.result["service"].get("name") in held.get(r.host, {}),
+        }
         for r in outcome.record.results
         if isinstance(r.result.get("service"), dict)
     ]
+    if not as_json and request.extra_vars.get("service_state") == "status":  # a stop or start says so itself
+        for entry in services:
+            if entry["held"]:
+                hold = held[entry["host"]][entry["name"]]
+                click.echo(
+                    f"  {entry['host']}: {entry['name']} {hold.describe()}; the heartbeat leaves it stopped"
+                )
     finish(outcome, as_json, {"services": services, "warnings": warnings})

@@ -27,6 +27,10 @@ def test_a_service_stopped_on_purpose_stays_stopped_until_started(tmp_path: Path
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert "web held on web1" in stop.stdout + stop.stderr
         assert site.pid("web1") is None and site.pid("web2") is not None
+        status = site.run("service", "status", "web")
+        assert "web1: web held: stopped on purpose" in status.stdout, status.stdout
+        listed = json.loads(site.run("service", "status", "web", "--json").stdout)["services"]
+        assert {(s["host"], s["held"]) for s in listed} == {("web1", True), ("web2", False)}
 
         for _ in range(3):  # past the failure threshold: nothing opens, nothing restarts
             beat = site.run("heartbeat", "--json")
