@@ -30,8 +30,8 @@ from pathlib import Path
 
 from _common import REPO
 
-sys.path.insert(0, str(REPO / "tests" / "integration"))
-from stack import free_port  # noqa: E402
+sys.path[:0] = [str(REPO / "tests" / "integration"), str(REPO / "tests")]
+from ports import free_port  # noqa: E402
 from test_alert_chain import HOST, IntakeProcess, opsrunner, write_inventory  # noqa: E402
 
 from monitoring import (  # noqa: E402

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,15 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def opsrunner(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -238,5 +232,5 @@ def escalate_twice(tmp_path: Path, tracker: dict[str, Any]) -> EscalationStory:
             assert beats[0] == 0 and beats[-1] == 0, beats
             found.append(store.get(incident.id))
             assert not found[-1].active, found[-1].timeline
-            site.run("service", "stop", "web")
+            site.stop_all()  # it dies again (a stop by hand would hold it: the heartbeat would leave it be)
         return EscalationStory([str(page.get("title", "")) for page in hook.pages], *found)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from faultlib import free_port, web_site
+from faultlib import web_site
+from ports import free_port
 
 from opsrunner.incidents import IncidentStore
 from opsrunner.memory import MemoryStore

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from stack import REPO, free_port
+from ports import free_port
+from stack import REPO
 
 RULES = REPO / "monitoring" / "prometheus-rules.yml"
 PROMETHEUS = "prometheus"

@@ -20,7 +20,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 REDMINE_ROOT = Path("/usr/share/redmine")
@@ -78,12 +78,6 @@ def _redmine_version() -> str:
         ["dpkg-query", "-W", "-f=${Version}", "redmine"], capture_output=True, text=True, check=False
     )
     return done.stdout.strip().replace(":", "_").replace("/", "_") or "unknown"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- a folder www-data owns

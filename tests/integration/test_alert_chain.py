@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stack import REPO, free_port
+from ports import free_port
+from stack import REPO
 
 from monitoring import (
     Target,

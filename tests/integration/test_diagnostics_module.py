@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from adhoc import Run, run_module
+from ports import free_port
 from testhosts import HostPool
 
 pytestmark = pytest.mark.integration
@@ -26,12 +27,6 @@ REDIS_SERVER = "/usr/bin/redis-server"
 SECTIONS = ["load", "cpu", "memory", "disk", "sockets", "processes", "logs", "restarts"]
 
 # ------------------------------------------------------------------------------------------- redis
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

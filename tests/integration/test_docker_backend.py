@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from dockerd import DockerEngine, docker_engine  # noqa: F401 - the session fixture
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +42,6 @@ class Coordinator:
     def state(self) -> dict:
         out = self.engine.run("inspect", "--type", "container", "--format", "{{json .State}}", CONTAINER)
         return json.loads(out.stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def service(

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stack import free_port, opsrunner
+from ports import free_port
+from stack import opsrunner
 from test_schedule import cron_daemon_missing
 
 pytestmark = pytest.mark.integration

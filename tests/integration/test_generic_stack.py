@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stack import free_port, opsrunner
+from ports import free_port
+from stack import opsrunner
 
 SITE = "Webshop"
 

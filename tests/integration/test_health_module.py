@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from adhoc import Run, run_module
+from ports import free_port
 from testhosts import HostPool
 
 pytestmark = pytest.mark.integration
@@ -82,12 +83,6 @@ def web() -> Iterator[QuietServer]:
 @pytest.fixture(scope="module")
 def base_url(web: QuietServer) -> str:
     return f"http://127.0.0.1:{web.server_address[1]}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

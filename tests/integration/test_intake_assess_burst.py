@@ -30,7 +30,8 @@ from typing import Any
 
 import pytest
 import yaml
-from stack import REPO, free_port
+from ports import free_port
+from stack import REPO
 
 from monitoring import WebhookReceiver, wait_until, webhook_body
 from opsrunner.incidents import Incident, IncidentStore

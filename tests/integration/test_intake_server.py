@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_port
 from standardwebhooks.webhooks import Webhook
 
 from monitoring import webhook_body
@@ -434,12 +435,6 @@ def secret_file(tmp_path: Path, name: str, text: str, mode: int) -> str:
     path.write_text(text + "\n")
     path.chmod(mode)
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_cli_refuses_to_start_without_safe_authentication(tmp_path: Path) -> None:

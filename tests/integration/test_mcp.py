@@ -28,7 +28,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import Implementation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
-from faultlib import BIN, REPO, Site, free_port, http_get, opsrunner, wait_for, web_site  # noqa: E402
+from faultlib import BIN, REPO, Site, http_get, opsrunner, wait_for, web_site  # noqa: E402
+from ports import free_port  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

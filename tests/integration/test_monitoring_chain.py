@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from stack import REPO, free_port
+from ports import free_port
+from stack import REPO
 
 from monitoring import (
     RULES,

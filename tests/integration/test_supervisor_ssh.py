@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from adhoc import HEADER
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +28,6 @@ ENV = {
     "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",  # "HOST | STATUS => {json}" per task
     "ANSIBLE_NOCOLOR": "1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def kill(pid: int | None, sig: int = signal.SIGKILL) -> None:
