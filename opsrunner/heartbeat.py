@@ -313,14 +313,30 @@ class HeartbeatHooks:
             # One bundle per host, taken while its checks failed; every incident opened there gets it.
             self.report(result.host).diagnostics[HOST_SERVICE] = str(res["summary"])
 
+    def _apply_holds(self, store: MemoryStore, record: RunRecord) -> None:
+        """Mark the held services of each host (opsrunner.holds). One that passes every check again was
+        started by other means (a deploy, by hand): its hold goes, and it counts as any other."""
+        running_again: list[tuple[str, str]] = []
+        for host, held in Holds(store).all().items():
+            report = self.hosts.get(host)
+            if report is None or report.unreachable:
+                continue
+            for service, hold in held.items():
+                probes = [p for p in report.final.values() if (p.get("service") or HOST_SERVICE) == service]
+                if probes and all(p.get("ok") for p in probes):
+                    running_again.append((host, service))
+                    record.details.append(f"{host}: {service} runs again: no longer held")
+                else:
+                    report.held[service] = hold.describe()
+        if running_again and (self.config or HeartbeatConfig()).record:
+            Holds(store).change([], running_again)
+
     def on_finish(self, recorder: Recorder, record: RunRecord) -> None:
         if not self.active:
             return
         record.event = "heartbeat"
         if recorder.store is not None:
-            for host, held in Holds(recorder.store).all().items():
-                if host in self.hosts:
-                    self.hosts[host].held = {service: hold.describe() for service, hold in held.items()}
+            self._apply_holds(recorder.store, record)
         if record.outcome == "ok" and not self.healthy():
             record.outcome = "unhealthy"
         for failure in record.failures:

@@ -3,7 +3,8 @@
 shows it as "held" (not a failure: a heartbeat with only held services down is healthy).
 
 `opsrunner service stop S` (and an applied `plan service stop S`) holds S on each host where it stopped;
-`service start S` and `service restart S` (the CLI, a plan, or MCP's service_restart) release it there.
+`service start S` and `service restart S` (the CLI, a plan, or MCP's service_restart) release it there, and
+so does a heartbeat that finds it passing every check again (started by other means: a deploy, by hand).
 The ServiceHolds hook sees those runs' results: a run of the service playbook (its extra vars
 service_name and service_state), not in check mode. Holds are kept in <memory dir>/incidents/.holds.json.
 """

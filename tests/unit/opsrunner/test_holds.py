@@ -105,3 +105,12 @@ def test_a_torn_holds_file_holds_nothing(tmp_path: Path) -> None:
     assert Holds(store).all() == {}
     store.path(HOLDS_FILE).write_text('[{"host": "h1", "service": "web"}, {"host": 1}]')
     assert Holds(store).all() == {}
+
+
+def test_a_held_service_found_running_again_is_released(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path)
+    Holds(store).change([Hold("h1", "web", "2026-12-05T01:00:00Z", "run-1")], [])
+    passing = {**failing_web(), "ok": True, "detail": "running"}
+    record, hooks = heartbeat(store, passing)  # started by other means (a deploy, by hand)
+    assert Holds(store).all() == {} and "h1: web runs again: no longer held" in record.details
+    assert heartbeat_rows(hooks.hosts) == [["h1", "web", "ok", ""]]
