@@ -398,8 +398,8 @@ def _service_states(report: HostReport, redact: Callable[[str], str]) -> dict[st
     restarted = {r["service"] for r in report.restarts if r.get("ok")}
     states = {}
     for service, probes in sorted(grouped.items()):
-        if service in report.held:
-            states[service] = {"ok": True, "held": True, "detail": redact(report.held[service])}
+        if service in report.held:  # down on purpose: a status page says down, and why
+            states[service] = {"ok": False, "held": True, "detail": redact(report.held[service])}
             continue
         failing = [(name, probe) for name, probe in probes if not probe.get("ok")]
         if failing:

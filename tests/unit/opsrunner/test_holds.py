@@ -3,10 +3,11 @@ the heartbeat leaves a held service alone. Hand-built runs through the real reco
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from opsrunner.heartbeat import HeartbeatConfig, HeartbeatHooks, restart_plan
+from opsrunner.heartbeat import HISTORY_FILE, HeartbeatConfig, HeartbeatHooks, restart_plan
 from opsrunner.holds import HOLDS_FILE, Hold, Holds, ServiceHolds
 from opsrunner.incidents import IncidentStore
 from opsrunner.memory import MemoryStore
@@ -92,6 +93,9 @@ def test_the_heartbeat_leaves_a_held_service_alone(tmp_path: Path) -> None:
     assert heartbeat_rows(hooks.hosts) == [
         ["h1", "web", "held", "held: stopped on purpose at 2026-12-05T01:00:00Z (run run-1)"]
     ]
+    (line,) = [json.loads(text) for text in store.path(HISTORY_FILE).read_text().splitlines()]
+    held = line["hosts"]["h1"]["services"]["web"]  # the status page's source: down, and why
+    assert held == {"ok": False, "held": True, "detail": heartbeat_rows(hooks.hosts)[0][3]}
     # Released: the same failure counts again.
     Holds(store).change([], [("h1", "web")])
     record, hooks = heartbeat(store, failing_web())
