@@ -24,8 +24,7 @@ def ephemeral_floor() -> int:
 def free_port() -> int:
     """A TCP port free on loopback now, outside the ephemeral range."""
     top = max(ephemeral_floor(), LOWEST + 1000)
-    for _ in range(500):
-        port = random.randrange(LOWEST, top)
+    for port in random.sample(range(LOWEST, top), 500):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
