@@ -217,10 +217,14 @@ def test_killed_rpc_alert_to_resolution_then_a_stalled_chain(site: dict[str, obj
             )
 
             # The daily memory tells it in order: the alert, the assessment that restarted, the resolved
-            # alert, and the assessment that found our probes passing.
-            entries = MemoryStore(memory).read_daily(utcnow().date())
-            story = [(e.event, e.outcome) for e in entries if opened.id in e.incidents]
-            kinds = [f"{event}:{outcome}" for event, outcome in story]
+            # alert, and the assessment that found our probes passing (its run resolves the incident just
+            # before it writes its own entry: wait for that entry).
+            def story() -> list[str]:
+                entries = MemoryStore(memory).read_daily(utcnow().date())
+                return [f"{e.event}:{e.outcome}" for e in entries if opened.id in e.incidents]
+
+            wait_until(lambda: story()[-1].startswith("heartbeat"), "the last assessment's entry", 30)
+            kinds = story()
             assert kinds[0] == "intake:opened", kinds
             assert any(k.startswith("heartbeat") for k in kinds[1:]), kinds
             last_intake = max(n for n, k in enumerate(kinds) if k == "intake:reported-resolved")
