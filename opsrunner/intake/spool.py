@@ -329,7 +329,9 @@ class Spool:
                 exc,
                 path.name,
             )
-            with path.with_name(path.name + ".bad").open("ab") as out:
+            # 0600 like the segment: the record is a request as received, secrets and all.
+            fd = os.open(path.with_name(path.name + ".bad"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as out:
                 out.write(entry.encode())
             return []
 

@@ -96,7 +96,8 @@ def test_a_torn_last_record_is_left_out_and_a_refused_one_set_aside(tmp_path: Pa
         out.seek(spool.used)
         out.write(torn[: len(torn) // 2])
     assert reports_of(Spool(tmp_path / "spool").load()) == [["h1"]]
-    assert b'{"source": "a"}' in segment.path.with_name(segment.path.name + ".bad").read_bytes()
+    bad = segment.path.with_name(segment.path.name + ".bad")
+    assert b'{"source": "a"}' in bad.read_bytes() and bad.stat().st_mode & 0o777 == 0o600
 
 
 def test_handled_reports_are_skipped_on_replay_and_done_segments_go(tmp_path: Path) -> None:
